@@ -1,0 +1,51 @@
+# skypickle: two commands for a fresh machine
+#   make demo   build (release) into .venv and run the demonstration
+#   make test   build, then run the Rust unit tests and the pytest suite
+# Everything is installed into the project-local virtualenv from the registries.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.deps-stamp
+
+.PHONY: demo test build venv rust-test py-test lint fmt bench clean
+
+$(STAMP): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# maturin develop installs the package (editable python/ + compiled module) into $(VENV).
+build: $(STAMP)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --quiet
+
+demo: build
+	$(PY) -m skypickle demo
+
+rust-test:
+	cargo test --lib --quiet
+
+py-test: build
+	$(PY) -m pytest tests
+
+test: rust-test py-test
+
+lint: $(STAMP)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+
+fmt: $(STAMP)
+	cargo fmt
+	$(BIN)/ruff format python tests benches
+
+bench: build
+	$(PY) benches/bench_dumps.py
+
+clean:
+	rm -rf $(VENV) target dist

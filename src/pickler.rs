@@ -1,0 +1,307 @@
+//! The public pickler: the `Pickler` class (subclassable from Python, like cloudpickle's) and
+//! the `dumps` / `dump` functions.
+//!
+//! A dump reads the pickler's hooks once, at its start: `persistent_id`, a `reducer_override`
+//! that differs from the base one, and `dispatch_table` when it is not the default
+//! `ChainMap(Pickler.dispatch, copyreg.dispatch_table)`. The default is consulted natively,
+//! so plain `dumps` never calls Python for it. The memo lives in the pickler between dumps
+//! (until `clear_memo()`); during a dump it is moved out, so user code that re-enters the same
+//! pickler sees an empty one instead of a borrow conflict.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::errors::{finish_error, pickling_error};
+use crate::lookups::{self, Lookups};
+use crate::memo::{Memo, MemoStore};
+use crate::save::{Dumper, Hooks};
+use crate::writer::opcodes::HIGHEST_PROTOCOL;
+
+/// The protocol used when none is given: the highest, as cloudpickle does.
+pub const DEFAULT_PROTOCOL: u8 = HIGHEST_PROTOCOL;
+
+/// `None` -> DEFAULT_PROTOCOL, negative -> highest, above highest -> ValueError.
+fn resolve_protocol(protocol: Option<&Bound<'_, PyAny>>) -> PyResult<u8> {
+    let Some(protocol) = protocol.filter(|p| !p.is_none()) else {
+        return Ok(DEFAULT_PROTOCOL);
+    };
+    let value: i64 = protocol.extract()?;
+    if value < 0 {
+        Ok(HIGHEST_PROTOCOL)
+    } else if value > i64::from(HIGHEST_PROTOCOL) {
+        Err(PyValueError::new_err(format!(
+            "pickle protocol must be <= {HIGHEST_PROTOCOL}"
+        )))
+    } else {
+        Ok(value as u8)
+    }
+}
+
+fn check_buffer_callback<'py>(
+    proto: u8,
+    buffer_callback: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match buffer_callback.filter(|c| !c.is_none()) {
+        Some(_) if proto < 5 => Err(PyValueError::new_err(
+            "buffer_callback needs protocol >= 5",
+        )),
+        other => Ok(other.cloned()),
+    }
+}
+
+fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    file.getattr_opt(pyo3::intern!(file.py(), "write"))?
+        .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))
+}
+
+/// Run one dump and turn its error into what the caller sees.
+fn run_dump<'py>(dumper: &mut Dumper<'py>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+    let proto = dumper.proto;
+    dumper
+        .dump(obj)
+        .map_err(|e| finish_error(dumper.py, e, proto))
+}
+
+/// Hooks for a plain `dumps`/`dump` call: the class-level `dispatch_table` unless someone
+/// replaced it on `Pickler`.
+fn default_hooks<'py>(py: Python<'py>, lk: &Lookups) -> PyResult<Hooks<'py>> {
+    let table = py
+        .get_type::<Pickler>()
+        .getattr(pyo3::intern!(py, "dispatch_table"))?;
+    Ok(Hooks {
+        dispatch_table: if table.is(&lk.default_dispatch_table) {
+            None
+        } else {
+            Some(table)
+        },
+        ..Hooks::default()
+    })
+}
+
+/// `dumps(obj, protocol=None, buffer_callback=None)`: the pickle of `obj` as bytes.
+#[pyfunction]
+#[pyo3(signature = (obj, protocol=None, buffer_callback=None))]
+pub fn dumps<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    buffer_callback: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let lk = lookups::get(py)?;
+    let proto = resolve_protocol(protocol)?;
+    let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+    let hooks = default_hooks(py, lk)?;
+    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
+    run_dump(&mut dumper, obj)?;
+    dumper.take_output()
+}
+
+/// `dump(obj, file, protocol=None, buffer_callback=None)`: write the pickle of `obj` to `file`.
+#[pyfunction]
+#[pyo3(signature = (obj, file, protocol=None, buffer_callback=None))]
+pub fn dump<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    file: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    buffer_callback: Option<&Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let lk = lookups::get(py)?;
+    let proto = resolve_protocol(protocol)?;
+    let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+    let write = file_write(file)?;
+    let hooks = default_hooks(py, lk)?;
+    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, Some(write));
+    run_dump(&mut dumper, obj)?;
+    dumper.flush_to_file()
+}
+
+/// Pickler(file, protocol=None, buffer_callback=None)
+///
+/// Writes pickles of objects to `file` (anything with a `write(bytes)` method). Subclasses may
+/// define `persistent_id(obj)`, override `reducer_override(obj)` (call the base one with
+/// `super()`), and set `dispatch_table` per class or per instance; reducers registered in the
+/// class-level `Pickler.dispatch` mapping apply to every pickler.
+#[pyclass(subclass, dict, module = "skypickle", name = "Pickler")]
+pub struct Pickler {
+    write: Option<Py<PyAny>>,
+    protocol: u8,
+    /// The protocol argument as given (cloudpickle's `proto` attribute is not normalised).
+    proto_arg: Option<Py<PyAny>>,
+    buffer_callback: Option<Py<PyAny>>,
+    memo: MemoStore,
+}
+
+impl Pickler {
+    /// The hooks this pickler's class and instance define.
+    fn hooks<'py>(slf: &Bound<'py, Self>, lk: &Lookups) -> PyResult<Hooks<'py>> {
+        let py = slf.py();
+        let base = py.get_type::<Pickler>();
+        let cls = slf.get_type();
+        let instance_dict = slf
+            .getattr_opt(pyo3::intern!(py, "__dict__"))?
+            .and_then(|d| d.cast_into::<PyDict>().ok());
+        let has_instance_attrs = instance_dict.as_ref().is_some_and(|d| !d.is_empty());
+        if cls.is(&base) && !has_instance_attrs {
+            return default_hooks(py, lk);
+        }
+        let persistent_id = slf.getattr_opt(pyo3::intern!(py, "persistent_id"))?;
+        let base_override = base.getattr(pyo3::intern!(py, "reducer_override"))?;
+        let overridden = !cls
+            .getattr(pyo3::intern!(py, "reducer_override"))?
+            .is(&base_override)
+            || instance_dict
+                .as_ref()
+                .map(|d| d.contains(pyo3::intern!(py, "reducer_override")))
+                .transpose()?
+                .unwrap_or(false);
+        let reducer_override = if overridden {
+            Some(slf.getattr(pyo3::intern!(py, "reducer_override"))?)
+        } else {
+            None
+        };
+        let dispatch_table = slf
+            .getattr_opt(pyo3::intern!(py, "dispatch_table"))?
+            .filter(|t| !t.is(&lk.default_dispatch_table));
+        Ok(Hooks {
+            persistent_id: persistent_id.filter(|p| !p.is_none()),
+            reducer_override,
+            dispatch_table,
+        })
+    }
+}
+
+#[pymethods]
+impl Pickler {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        // Arguments are taken by __init__, so subclasses may have their own signatures.
+        Pickler {
+            write: None,
+            protocol: DEFAULT_PROTOCOL,
+            proto_arg: None,
+            buffer_callback: None,
+            memo: MemoStore::default(),
+        }
+    }
+
+    #[pyo3(signature = (file, protocol=None, buffer_callback=None))]
+    fn __init__(
+        &mut self,
+        file: &Bound<'_, PyAny>,
+        protocol: Option<&Bound<'_, PyAny>>,
+        buffer_callback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let proto = resolve_protocol(protocol)?;
+        let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+        self.write = Some(file_write(file)?.unbind());
+        self.protocol = proto;
+        self.proto_arg = protocol.filter(|p| !p.is_none()).map(|p| p.clone().unbind());
+        self.buffer_callback = buffer_callback.map(Bound::unbind);
+        self.memo = MemoStore::default();
+        Ok(())
+    }
+
+    /// Write a pickle of `obj` to the file.
+    fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let lk = lookups::get(py)?;
+        let (write, proto, buffer_callback, memo) = {
+            let mut this = slf.try_borrow_mut()?;
+            let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
+                let name = slf.get_type().name()?;
+                return Err(pickling_error(
+                    py,
+                    format!("Pickler.__init__() was not called by {name}.__init__()"),
+                ));
+            };
+            let memo = std::mem::take(&mut this.memo);
+            (
+                write,
+                this.protocol,
+                this.buffer_callback.as_ref().map(|c| c.clone_ref(py)),
+                memo,
+            )
+        };
+        let hooks = match Self::hooks(slf, lk) {
+            Ok(h) => h,
+            Err(e) => {
+                slf.try_borrow_mut()?.memo = memo;
+                return Err(e);
+            }
+        };
+        let mut dumper = Dumper::new(
+            py,
+            lk,
+            proto,
+            Memo::from_store(py, memo),
+            hooks,
+            buffer_callback.map(|c| c.into_bound(py)),
+            Some(write.into_bound(py)),
+        );
+        let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
+        let memo = std::mem::take(&mut dumper.memo).into_store();
+        drop(dumper);
+        // Keep the memo, as pickle does, even after an error. A re-entrant dump on this same
+        // pickler (from user code) may have stored one meanwhile: ours is the outer, it wins.
+        if let Ok(mut this) = slf.try_borrow_mut() {
+            this.memo = memo;
+        }
+        result
+    }
+
+    /// Forget the objects pickled so far (later dumps no longer refer back to them).
+    fn clear_memo(&mut self) {
+        self.memo = MemoStore::default();
+    }
+
+    /// The reducer cloudpickle consults before the dispatch table. The base pickler has
+    /// nothing to add for ordinary objects, so it returns `NotImplemented`.
+    fn reducer_override(&self, py: Python<'_>, _obj: &Bound<'_, PyAny>) -> Py<PyAny> {
+        py.NotImplemented()
+    }
+
+    /// The protocol as passed to the constructor (cloudpickle's `proto` attribute).
+    #[getter]
+    fn proto(&self, py: Python<'_>) -> Py<PyAny> {
+        match &self.proto_arg {
+            Some(p) => p.clone_ref(py),
+            None => self.protocol.into_pyobject(py).unwrap().into_any().unbind(),
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(w) = &self.write {
+            visit.call(w)?;
+        }
+        if let Some(p) = &self.proto_arg {
+            visit.call(p)?;
+        }
+        if let Some(c) = &self.buffer_callback {
+            visit.call(c)?;
+        }
+        for obj in self.memo.objects() {
+            visit.call(obj)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.write = None;
+        self.proto_arg = None;
+        self.buffer_callback = None;
+        self.memo = MemoStore::default();
+    }
+}
+
+/// Install the class-level dispatch mappings on `Pickler`.
+pub fn init_class(py: Python<'_>, cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let lk = lookups::get(py)?;
+    cls.setattr("dispatch_table", lk.default_dispatch_table.bind(py))?;
+    cls.setattr("dispatch", lk.default_dispatch_table.bind(py))?;
+    cls.setattr("_dispatch_table", lk.dispatch_registry.bind(py))?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Buffers: bytearray (BYTEARRAY8 at protocol 5, a `bytearray(bytes)` reduction before) and
+//! `pickle.PickleBuffer`, in-band or out-of-band through `buffer_callback`.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyTuple};
+
+use super::Dumper;
+use crate::errors::{pickling_error, SaveResult};
+use crate::writer::encode;
+use crate::writer::opcodes::*;
+
+unsafe extern "C" {
+    // Public C API since 3.8; pyo3-ffi has no binding for it.
+    fn PyPickleBuffer_GetBuffer(picklebuf: *mut ffi::PyObject) -> *const ffi::Py_buffer;
+}
+
+impl<'py> Dumper<'py> {
+    pub(super) fn save_bytearray(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        // SAFETY: dispatch guarantees an exact bytearray.
+        let array = unsafe { obj.cast_unchecked::<PyByteArray>() };
+        if self.proto < 5 {
+            let args = if array.is_empty() {
+                PyTuple::empty(py)
+            } else {
+                PyTuple::new(py, [PyBytes::new(py, &array.to_vec())])?
+            };
+            return self.save_reduce_parts(&py.get_type::<PyByteArray>().into_any(), &args, Some(obj));
+        }
+        // Copied out first: user code run by a later `save` may resize the bytearray, but
+        // nothing runs between this copy and the write.
+        let data = array.to_vec();
+        self.save_bytearray_data(obj, &data)
+    }
+
+    fn save_bytearray_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> SaveResult {
+        self.write_bytes(encode::bytearray_header(data.len()).as_slice(), data, None)?;
+        self.memo_put(obj)
+    }
+
+    pub(super) fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if self.proto < 5 {
+            return Err(
+                pickling_error(py, "PickleBuffer can only be pickled with protocol >= 5").into(),
+            );
+        }
+        // SAFETY: `obj` is a PickleBuffer (exact type checked by dispatch). The view stays
+        // valid while `obj` is alive and not released; we hold `obj` throughout.
+        let view = unsafe { PyPickleBuffer_GetBuffer(obj.as_ptr()) };
+        if view.is_null() {
+            return Err(PyErr::fetch(py).into());
+        }
+        // SAFETY: non-null view owned by the PickleBuffer; read-only access to its fields.
+        let (buf, len, readonly, contiguous) = unsafe {
+            let v = &*view;
+            (
+                v.buf as *const u8,
+                v.len as usize,
+                v.readonly != 0,
+                v.suboffsets.is_null() && ffi::PyBuffer_IsContiguous(view, b'A' as std::ffi::c_char) != 0,
+            )
+        };
+        if !contiguous {
+            return Err(pickling_error(
+                py,
+                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+            )
+            .into());
+        }
+        let in_band = match self.buffer_callback.clone() {
+            Some(callback) => callback.call1((obj,))?.is_truthy()?,
+            None => true,
+        };
+        if !in_band {
+            return if readonly {
+                self.write(&[NEXT_BUFFER, READONLY_BUFFER])
+            } else {
+                self.write(&[NEXT_BUFFER])
+            };
+        }
+        let data: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: a contiguous buffer of `len` bytes at `buf`, kept alive by `obj`. The
+            // callback ran before we took the slice; nothing runs while it is used, except a
+            // file's write() when streaming, which receives `obj` itself, not this slice.
+            unsafe { std::slice::from_raw_parts(buf, len) }
+        };
+        if readonly {
+            self.save_bytes_data(obj, data)
+        } else {
+            self.write_bytes(encode::bytearray_header(data.len()).as_slice(), data, Some(obj))?;
+            self.memo_put(obj)
+        }
+    }
+}

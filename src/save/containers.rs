@@ -1,0 +1,340 @@
+//! Containers: list, dict, tuple, set, frozenset, and the batched APPENDS / SETITEMS /
+//! ADDITEMS writers (`batch_list`, `batch_dict` in `_pickle.c`).
+//!
+//! Exact lists and dicts are walked by index / `PyDict_Next`, re-reading the size each step,
+//! so a reducer that mutates the container mid-dump cannot make us read out of bounds; like
+//! CPython, a dict that changes size is reported after the batch.
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyTuple};
+
+use super::Dumper;
+use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::writer::opcodes::*;
+
+/// The next (key, value) of an exact dict, as owned references.
+fn dict_next<'py>(
+    dict: &Bound<'py, PyDict>,
+    pos: &mut ffi::Py_ssize_t,
+) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut key = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `dict` is a live dict; PyDict_Next bounds-checks `pos` against the current
+    // table, and returns borrowed references that we immediately own (incref).
+    unsafe {
+        if ffi::PyDict_Next(dict.as_ptr(), pos, &mut key, &mut value) == 0 {
+            return None;
+        }
+        let py = dict.py();
+        Some((Bound::from_borrowed_ptr(py, key), Bound::from_borrowed_ptr(py, value)))
+    }
+}
+
+impl<'py> Dumper<'py> {
+    pub(super) fn save_list(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        if self.bin {
+            self.write(&[EMPTY_LIST])?;
+        } else {
+            self.write(&[MARK, LIST])?;
+        }
+        self.memo_put(obj)?;
+        // SAFETY: dispatch guarantees an exact list.
+        let list = unsafe { obj.cast_unchecked::<PyList>() };
+        if list.is_empty() {
+            return Ok(());
+        }
+        if self.proto == 0 {
+            let mut i = 0;
+            while i < list.len() {
+                let item = list.get_item(i)?;
+                self.save(&item).at(|| PathSegment::Item(i))?;
+                self.write(&[APPEND])?;
+                i += 1;
+            }
+            return Ok(());
+        }
+        if list.len() == 1 {
+            let item = list.get_item(0)?;
+            self.save(&item).at(|| PathSegment::Item(0))?;
+            return self.write(&[APPEND]);
+        }
+        let mut total = 0;
+        loop {
+            self.write(&[MARK])?;
+            let mut in_batch = 0;
+            while total < list.len() {
+                let item = list.get_item(total)?;
+                self.save(&item).at(|| PathSegment::Item(total))?;
+                total += 1;
+                in_batch += 1;
+                if in_batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.write(&[APPENDS])?;
+            if total >= list.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Items from an iterator (a reduce value's listitems, or a list walked generically).
+    pub(super) fn batch_list(&mut self, iter: &Bound<'py, PyAny>) -> SaveResult {
+        let next = || -> PyResult<Option<Bound<'py, PyAny>>> {
+            // SAFETY: `iter` passed PyIter_Check; PyIter_Next returns a new reference or null.
+            let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
+            if item.is_null() {
+                return match PyErr::take(iter.py()) {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            // SAFETY: a new reference, owned from here on.
+            Ok(Some(unsafe { Bound::from_owned_ptr(iter.py(), item) }))
+        };
+        let mut index = 0usize;
+        if self.proto == 0 {
+            while let Some(item) = next()? {
+                self.save(&item).at(|| PathSegment::Item(index))?;
+                self.write(&[APPEND])?;
+                index += 1;
+            }
+            return Ok(());
+        }
+        loop {
+            let Some(first) = next()? else { return Ok(()) };
+            let Some(second) = next()? else {
+                self.save(&first).at(|| PathSegment::Item(index))?;
+                return self.write(&[APPEND]);
+            };
+            self.write(&[MARK])?;
+            self.save(&first).at(|| PathSegment::Item(index))?;
+            index += 1;
+            let mut n = 1;
+            let mut item = Some(second);
+            while let Some(current) = item {
+                self.save(&current).at(|| PathSegment::Item(index))?;
+                index += 1;
+                n += 1;
+                if n == BATCHSIZE {
+                    break;
+                }
+                item = next()?;
+            }
+            self.write(&[APPENDS])?;
+            if n != BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn save_dict(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        if self.bin {
+            self.write(&[EMPTY_DICT])?;
+        } else {
+            self.write(&[MARK, DICT])?;
+        }
+        self.memo_put(obj)?;
+        // SAFETY: dispatch guarantees an exact dict.
+        let dict = unsafe { obj.cast_unchecked::<PyDict>() };
+        if dict.is_empty() {
+            return Ok(());
+        }
+        if self.proto == 0 {
+            let items = dict.call_method0(pyo3::intern!(self.py, "items"))?;
+            return self.batch_dict(&items.try_iter()?.into_any());
+        }
+        self.batch_dict_exact(dict)
+    }
+
+    fn save_item_pair(&mut self, key: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> SaveResult {
+        self.save(key).at(|| PathSegment::Key(key.clone().unbind()))?;
+        self.save(value)
+            .at(|| PathSegment::Value(key.clone().unbind()))
+    }
+
+    fn batch_dict_exact(&mut self, dict: &Bound<'py, PyDict>) -> SaveResult {
+        let size = dict.len();
+        let mut pos: ffi::Py_ssize_t = 0;
+        if size == 1 {
+            if let Some((key, value)) = dict_next(dict, &mut pos) {
+                self.save_item_pair(&key, &value)?;
+                return self.write(&[SETITEM]);
+            }
+            return Ok(());
+        }
+        loop {
+            self.write(&[MARK])?;
+            let mut in_batch = 0;
+            while let Some((key, value)) = dict_next(dict, &mut pos) {
+                self.save_item_pair(&key, &value)?;
+                in_batch += 1;
+                if in_batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.write(&[SETITEMS])?;
+            if dict.len() != size {
+                return Err(PyRuntimeError::new_err("dictionary changed size during iteration").into());
+            }
+            if in_batch != BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// (key, value) pairs from an iterator: a reduce value's dictitems, or `dict.items()`.
+    pub(super) fn batch_dict(&mut self, iter: &Bound<'py, PyAny>) -> SaveResult {
+        let next = || -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+            // SAFETY: `iter` is an iterator; PyIter_Next returns a new reference or null.
+            let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
+            if item.is_null() {
+                return match PyErr::take(iter.py()) {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            // SAFETY: a new reference, owned from here on.
+            let item = unsafe { Bound::from_owned_ptr(iter.py(), item) };
+            match item.cast::<PyTuple>() {
+                Ok(pair) if pair.len() == 2 => Ok(Some((pair.get_item(0)?, pair.get_item(1)?))),
+                _ => Err(PyTypeError::new_err("dict items iterator must return 2-tuples")),
+            }
+        };
+        if self.proto == 0 {
+            while let Some((key, value)) = next()? {
+                self.save_item_pair(&key, &value)?;
+                self.write(&[SETITEM])?;
+            }
+            return Ok(());
+        }
+        loop {
+            let Some(first) = next()? else { return Ok(()) };
+            let Some(second) = next()? else {
+                self.save_item_pair(&first.0, &first.1)?;
+                return self.write(&[SETITEM]);
+            };
+            self.write(&[MARK])?;
+            self.save_item_pair(&first.0, &first.1)?;
+            let mut n = 1;
+            let mut pair = Some(second);
+            while let Some((key, value)) = pair {
+                self.save_item_pair(&key, &value)?;
+                n += 1;
+                if n == BATCHSIZE {
+                    break;
+                }
+                pair = next()?;
+            }
+            self.write(&[SETITEMS])?;
+            if n != BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn save_tuple(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        // SAFETY: dispatch guarantees an exact tuple.
+        let tuple = unsafe { obj.cast_unchecked::<PyTuple>() };
+        let len = tuple.len();
+        if len == 0 {
+            return if self.proto >= 1 {
+                self.write(&[EMPTY_TUPLE])
+            } else {
+                self.write(&[MARK, TUPLE])
+            };
+        }
+        let short = len <= 3 && self.proto >= 2;
+        if !short {
+            self.write(&[MARK])?;
+        }
+        for (i, item) in tuple.iter().enumerate() {
+            self.save(&item).at(|| PathSegment::Item(i))?;
+        }
+        // A tuple can only reach itself through a mutable container; if saving its items
+        // memoised it, throw away what we pushed and fetch the memoised one instead.
+        if let Some(idx) = self.memo.get(obj) {
+            if short {
+                for _ in 0..len {
+                    self.write(&[POP])?;
+                }
+            } else if self.bin {
+                self.write(&[POP_MARK])?;
+            } else {
+                for _ in 0..=len {
+                    self.write(&[POP])?;
+                }
+            }
+            return self.memo_get(idx);
+        }
+        if short {
+            self.write(&[[TUPLE1, TUPLE2, TUPLE3][len - 1]])?;
+        } else {
+            self.write(&[TUPLE])?;
+        }
+        self.memo_put(obj)
+    }
+
+    pub(super) fn save_set(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if self.proto < 4 {
+            let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+            let args = PyTuple::new(py, [items])?;
+            return self.save_reduce_parts(&py.get_type::<PySet>().into_any(), &args, Some(obj));
+        }
+        self.write(&[EMPTY_SET])?;
+        self.memo_put(obj)?;
+        let size = obj.len()?;
+        if size == 0 {
+            return Ok(());
+        }
+        let mut iter = obj.try_iter()?;
+        let mut index = 0;
+        loop {
+            self.write(&[MARK])?;
+            let mut in_batch = 0;
+            for item in iter.by_ref() {
+                let item = item?;
+                self.save(&item).at(|| PathSegment::SetItem(index))?;
+                index += 1;
+                in_batch += 1;
+                if in_batch == BATCHSIZE {
+                    break;
+                }
+            }
+            self.write(&[ADDITEMS])?;
+            if obj.len()? != size {
+                return Err(PyRuntimeError::new_err("set changed size during iteration").into());
+            }
+            // Like CPython, a full last batch is followed by an empty MARK ADDITEMS.
+            if in_batch != BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn save_frozenset(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if self.proto < 4 {
+            let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+            let args = PyTuple::new(py, [items])?;
+            return self.save_reduce_parts(
+                &py.get_type::<PyFrozenSet>().into_any(),
+                &args,
+                Some(obj),
+            );
+        }
+        self.write(&[MARK])?;
+        for (index, item) in obj.try_iter()?.enumerate() {
+            self.save(&item?).at(|| PathSegment::SetItem(index))?;
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            self.write(&[POP_MARK])?;
+            return self.memo_get(idx);
+        }
+        self.write(&[FROZENSET])?;
+        self.memo_put(obj)
+    }
+}

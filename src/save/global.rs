@@ -1,0 +1,251 @@
+//! Globals by reference: `save_global` (STACK_GLOBAL, GLOBAL, the `getattr` reduction for
+//! nested names below protocol 4, EXT codes), `save_type` and `whichmodule`, with `pickle`'s
+//! checks and messages.
+
+use pyo3::exceptions::PyAttributeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::Dumper;
+use crate::errors::{pickling_error, SaveResult};
+use crate::writer::encode;
+use crate::writer::opcodes::*;
+
+/// `getattr` along a dotted path; returns the object and its parent.
+fn get_deep_attribute<'py>(
+    root: &Bound<'py, PyAny>,
+    path: &[Bound<'py, PyString>],
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut parent = root.clone();
+    let mut current = root.clone();
+    for name in path {
+        parent = current;
+        current = parent.getattr(name)?;
+    }
+    Ok((current, parent))
+}
+
+fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyImport_Import takes a borrowed name and returns a new reference or null.
+    unsafe { Bound::from_owned_ptr_or_err(name.py(), ffi::PyImport_Import(name.as_ptr())) }
+}
+
+impl<'py> Dumper<'py> {
+    /// Classes: `type(None)`, `type(...)` and `type(NotImplemented)` are not attributes of any
+    /// module, so they are written as `type(None)` etc.; everything else by reference.
+    pub(super) fn save_type(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        let singleton = if obj.is(py.None().bind(py).get_type()) {
+            Some(py.None().into_bound(py))
+        } else if obj.is(py.Ellipsis().bind(py).get_type()) {
+            Some(py.Ellipsis().into_bound(py))
+        } else if obj.is(py.NotImplemented().bind(py).get_type()) {
+            Some(py.NotImplemented().into_bound(py))
+        } else {
+            None
+        };
+        match singleton {
+            Some(value) => {
+                let args = PyTuple::new(py, [value])?;
+                self.save_reduce_parts(&py.get_type::<pyo3::types::PyType>().into_any(), &args, Some(obj))
+            }
+            None => self.save_global(obj, None),
+        }
+    }
+
+    /// `obj` by reference as `module.qualname` (or `module.name` when a reducer gave `name`).
+    pub(crate) fn save_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        name: Option<&Bound<'py, PyString>>,
+    ) -> SaveResult {
+        let py = self.py;
+        let global_name = match name {
+            Some(n) => n.clone().into_any(),
+            None => match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
+                Some(q) => q,
+                None => obj.getattr(pyo3::intern!(py, "__name__"))?,
+            },
+        };
+        let global_name = global_name.cast_into::<PyString>().map_err(PyErr::from)?;
+        let dotted: Vec<Bound<'py, PyString>> = global_name
+            .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
+            .cast_into::<PyList>()
+            .map_err(PyErr::from)?
+            .iter()
+            .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
+            .collect::<PyResult<_>>()?;
+        for part in &dotted {
+            if part.to_cow()? == "<locals>" {
+                return Err(PyAttributeError::new_err(format!(
+                    "Can't pickle local object {}",
+                    global_name.repr()?
+                ))
+                .into());
+            }
+        }
+        let module_name = self.whichmodule(obj, &dotted)?;
+        let Ok(module) = import_module(&module_name) else {
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: import of module {} failed",
+                    obj.repr()?,
+                    module_name.repr()?
+                ),
+            )
+            .into());
+        };
+        let Ok((found, parent)) = get_deep_attribute(&module, &dotted) else {
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: attribute lookup {} on {} failed",
+                    obj.repr()?,
+                    global_name,
+                    module_name.str()?
+                ),
+            )
+            .into());
+        };
+        if !found.is(obj) {
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: it's not the same object as {}.{}",
+                    obj.repr()?,
+                    module_name.str()?,
+                    global_name
+                ),
+            )
+            .into());
+        }
+
+        if self.proto >= 2 {
+            let key = PyTuple::new(py, [module_name.clone(), global_name.clone().into_any()])?;
+            if let Some(code) = self.lk.extension_registry.bind(py).get_item(&key)? {
+                return self.save_ext(obj, &code);
+            }
+        }
+
+        if self.proto >= 4 {
+            self.save(&module_name)?;
+            self.save(global_name.as_any())?;
+            self.write(&[STACK_GLOBAL])?;
+        } else if !parent.is(&module) {
+            // A nested name below protocol 4: getattr(parent, lastname).
+            let lastname = dotted.last().expect("split yields at least one part");
+            let args = PyTuple::new(py, [parent, lastname.clone().into_any()])?;
+            let getattr = self.lk.getattr.bind(py).clone();
+            self.save_reduce_parts(&getattr, &args, None)?;
+        } else {
+            self.write_global_text(&module_name, global_name.as_any())?;
+        }
+        self.memo_put(obj)
+    }
+
+    fn save_ext(&mut self, obj: &Bound<'py, PyAny>, code: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if !code.is_instance_of::<pyo3::types::PyInt>() {
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: extension code {} isn't an integer",
+                    obj.repr()?,
+                    code.repr()?
+                ),
+            )
+            .into());
+        }
+        let value: i64 = code.extract().unwrap_or(-1);
+        if value <= 0 || value > 0x7fff_ffff {
+            return Err(pickling_error(
+                py,
+                format!("Can't pickle {}: extension code {value} is out of range", obj.repr()?),
+            )
+            .into());
+        }
+        // Not memoised: the EXT opcode is already as short as a memo GET.
+        self.write(encode::ext(value as u32).as_slice())
+    }
+
+    /// GLOBAL `module\nname\n`: UTF-8 at protocol 3; ASCII with Python 2 names below it.
+    fn write_global_text(
+        &mut self,
+        module_name: &Bound<'py, PyAny>,
+        global_name: &Bound<'py, PyAny>,
+    ) -> SaveResult {
+        let py = self.py;
+        let mut module_name = module_name.clone();
+        let mut global_name = global_name.clone();
+        if self.proto < 3 {
+            let key = PyTuple::new(py, [module_name.clone(), global_name.clone()])?;
+            if let Some(mapped) = self.lk.reverse_name_mapping.bind(py).get_item(&key)? {
+                let mapped = mapped.cast_into::<PyTuple>().map_err(PyErr::from)?;
+                module_name = mapped.get_item(0)?;
+                global_name = mapped.get_item(1)?;
+            }
+            if let Some(mapped) = self.lk.reverse_import_mapping.bind(py).get_item(&module_name)? {
+                module_name = mapped;
+            }
+        }
+        let encode_part = |part: &Bound<'py, PyAny>, what: &str| -> SaveResult<Vec<u8>> {
+            let text = part.cast::<PyString>().map_err(PyErr::from)?.to_cow()?.into_owned();
+            if self.proto < 3 && !text.is_ascii() {
+                return Err(pickling_error(
+                    py,
+                    format!(
+                        "can't pickle {what} identifier '{text}' using pickle protocol {}",
+                        self.proto
+                    ),
+                )
+                .into());
+            }
+            Ok(text.into_bytes())
+        };
+        let module_bytes = encode_part(&module_name, "module")?;
+        let name_bytes = encode_part(&global_name, "global")?;
+        let mut line = Vec::with_capacity(module_bytes.len() + name_bytes.len() + 3);
+        line.push(GLOBAL);
+        line.extend_from_slice(&module_bytes);
+        line.push(b'\n');
+        line.extend_from_slice(&name_bytes);
+        line.push(b'\n');
+        self.write(&line)
+    }
+
+    /// The module a global lives in: its `__module__`, else the first module in `sys.modules`
+    /// that has it at `dotted`, else `__main__` (pickle's `whichmodule`).
+    fn whichmodule(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        dotted: &[Bound<'py, PyString>],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
+            if !module_name.is_none() {
+                return Ok(module_name);
+            }
+        }
+        let modules = py.import("sys")?.getattr("modules")?;
+        let snapshot = modules.cast::<PyDict>().map_err(PyErr::from)?.copy()?;
+        for (name, module) in snapshot.iter() {
+            if module.is_none() {
+                continue;
+            }
+            if let Ok(text) = name.cast::<PyString>() {
+                let text = text.to_cow()?;
+                if text == "__main__" || text == "__mp_main__" {
+                    continue;
+                }
+            }
+            if let Ok((found, _)) = get_deep_attribute(&module, dotted) {
+                if found.is(obj) {
+                    return Ok(name);
+                }
+            }
+        }
+        Ok(pyo3::intern!(py, "__main__").clone().into_any())
+    }
+}

@@ -1,0 +1,369 @@
+//! `save()`: how each object is emitted, in CPython's order.
+//!
+//! A [`Dumper`] is the state of one `dump` (CPython's `PicklerObject` while `dump()` runs):
+//! protocol, output, memo, the subclass hooks and the depth counter. `save` dispatches on the
+//! exact type exactly as `_pickle.c`'s `save()` does:
+//!
+//! persistent_id → None/bool/int/float → memo hit → str/bytes → (depth check) →
+//! dict/set/frozenset/list/tuple/bytearray/PickleBuffer → reducer_override → type/function →
+//! dispatch_table → other classes → `__reduce_ex__(proto)` → `__reduce__`.
+//!
+//! The sub-modules hold the `save_*` families: atoms, containers, reduce, global, buffers.
+
+mod atoms;
+mod buffers;
+mod containers;
+mod global;
+mod reduce;
+
+use pyo3::exceptions::{PyKeyError, PyRecursionError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use crate::errors::{pickling_error, AtPath, PathSegment, SaveResult};
+use crate::lookups::Lookups;
+use crate::memo::Memo;
+use crate::output::PyBytesBuffer;
+use crate::writer::encode;
+use crate::writer::opcodes::*;
+use crate::writer::Output;
+
+/// Below this much free C stack, `save` moves to a fresh stack segment before recursing, so
+/// deep graphs under a raised recursion limit cannot overflow the C stack. Generous, because
+/// user reducers run on that stack too.
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// Size of each extra stack segment.
+const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// The customisation points a `Pickler` subclass (or instance) provides.
+#[derive(Default)]
+pub struct Hooks<'py> {
+    /// Bound `persistent_id`, when the pickler defines one.
+    pub persistent_id: Option<Bound<'py, PyAny>>,
+    /// Bound `reducer_override`, when a subclass overrides the base one.
+    pub reducer_override: Option<Bound<'py, PyAny>>,
+    /// A `dispatch_table` other than the default `ChainMap(Pickler.dispatch, copyreg)`.
+    /// `None` means the default, which is consulted natively.
+    pub dispatch_table: Option<Bound<'py, PyAny>>,
+}
+
+/// The state of one dump.
+pub struct Dumper<'py> {
+    pub py: Python<'py>,
+    pub lk: &'static Lookups,
+    /// The normalised protocol, 0..=5.
+    pub proto: u8,
+    /// Binary protocol (1+).
+    pub bin: bool,
+    pub out: Output<PyBytesBuffer<'py>>,
+    pub memo: Memo<'py>,
+    pub hooks: Hooks<'py>,
+    pub buffer_callback: Option<Bound<'py, PyAny>>,
+    /// `file.write` when dumping to a file: completed frames and large payloads go there.
+    pub file_write: Option<Bound<'py, PyAny>>,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl<'py> Dumper<'py> {
+    pub fn new(
+        py: Python<'py>,
+        lk: &'static Lookups,
+        proto: u8,
+        memo: Memo<'py>,
+        hooks: Hooks<'py>,
+        buffer_callback: Option<Bound<'py, PyAny>>,
+        file_write: Option<Bound<'py, PyAny>>,
+    ) -> Self {
+        // SAFETY: reads an interpreter setting; the interpreter is attached ('py).
+        let limit = unsafe { pyo3::ffi::Py_GetRecursionLimit() };
+        Dumper {
+            py,
+            lk,
+            proto,
+            bin: proto >= 1,
+            out: Output::new(PyBytesBuffer::new(py)),
+            memo,
+            hooks,
+            buffer_callback,
+            file_write,
+            depth: 0,
+            max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
+        }
+    }
+
+    /// Write a whole pickle of `obj`: PROTO, the object, STOP, then the last frame.
+    pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        if self.proto >= 2 {
+            self.write(&[PROTO, self.proto])?;
+            if self.proto >= 4 {
+                self.out.set_framing(true);
+            }
+        }
+        let result = self.save(obj).and_then(|()| self.write(&[STOP]));
+        self.out.commit_frame();
+        self.out.set_framing(false);
+        result
+    }
+
+    /// The output so far, as a `bytes` object; the buffer starts afresh.
+    pub fn take_output(&mut self) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        self.out.commit_frame();
+        let (buf, len) = self.out.take(PyBytesBuffer::new(self.py));
+        buf.finish(self.py, len)
+    }
+
+    /// Hand everything written so far to `file.write`.
+    pub fn flush_to_file(&mut self) -> PyResult<()> {
+        if let Some(write) = self.file_write.clone() {
+            if !self.out.is_empty() {
+                let data = self.take_output()?;
+                write.call1((data,))?;
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn write(&mut self, data: &[u8]) -> SaveResult {
+        Ok(self.out.write(data)?)
+    }
+
+    /// Write `header` + `payload`; payloads of 64 KiB and more go outside frames and, when
+    /// dumping to a file, straight to `file.write` (as `payload_obj` if given: no copy).
+    pub(crate) fn write_bytes(
+        &mut self,
+        header: &[u8],
+        payload: &[u8],
+        payload_obj: Option<&Bound<'py, PyAny>>,
+    ) -> SaveResult {
+        if !Output::<PyBytesBuffer<'py>>::is_large_payload(payload.len()) {
+            self.write(header)?;
+            return self.write(payload);
+        }
+        match self.file_write.clone() {
+            None => Ok(self.out.write_unframed(header, payload)?),
+            Some(write) => {
+                self.out.commit_frame();
+                let framing = self.out.framing();
+                self.out.set_framing(false);
+                let result = (|| -> SaveResult {
+                    self.write(header)?;
+                    self.flush_to_file()?;
+                    match payload_obj {
+                        Some(obj) => write.call1((obj,))?,
+                        None => write.call1((pyo3::types::PyBytes::new(self.py, payload),))?,
+                    };
+                    Ok(())
+                })();
+                self.out.set_framing(framing);
+                result
+            }
+        }
+    }
+
+    /// Between opcodes: commit a full frame and, when writing to a file, flush it.
+    #[inline]
+    fn opcode_boundary(&mut self) -> SaveResult {
+        if self.out.opcode_boundary() && self.file_write.is_some() {
+            self.flush_to_file()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn memo_put(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let idx = self.memo.put(obj);
+        match encode::memo_put(idx, self.proto) {
+            Ok(op) => self.write(op.as_slice()),
+            Err(_) => Err(pickling_error(self.py, "memo id too large for LONG_BINPUT").into()),
+        }
+    }
+
+    pub(crate) fn memo_get(&mut self, idx: usize) -> SaveResult {
+        match encode::memo_get(idx, self.proto) {
+            Ok(op) => self.write(op.as_slice()),
+            Err(_) => Err(pickling_error(self.py, "memo id too large for LONG_BINGET").into()),
+        }
+    }
+
+    /// Emit `obj`.
+    pub fn save(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        self.save_obj(obj, true)
+    }
+
+    fn save_obj(&mut self, obj: &Bound<'py, PyAny>, allow_persistent: bool) -> SaveResult {
+        self.opcode_boundary()?;
+        if allow_persistent {
+            if let Some(func) = self.hooks.persistent_id.clone() {
+                if self.save_persistent(&func, obj)? {
+                    return Ok(());
+                }
+            }
+        }
+        let tp = obj.get_type_ptr() as usize;
+        let types = &self.lk.types;
+        if obj.is_none() {
+            return self.write(&[NONE]);
+        }
+        if tp == types.bool {
+            return self.save_bool(obj);
+        }
+        if tp == types.int {
+            return self.save_long(obj);
+        }
+        if tp == types.float {
+            return self.save_float(obj);
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            return self.memo_get(idx);
+        }
+        if tp == types.str {
+            return self.save_str(obj);
+        }
+        if tp == types.bytes {
+            return self.save_bytes(obj);
+        }
+        // Depth is counted only for objects that can contain others (as CPython does).
+        if self.depth >= self.max_depth {
+            return Err(PyRecursionError::new_err(
+                "maximum recursion depth exceeded while pickling an object",
+            )
+            .into());
+        }
+        self.depth += 1;
+        let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            self.save_compound(obj, tp)
+        });
+        self.depth -= 1;
+        result
+    }
+
+    fn save_compound(&mut self, obj: &Bound<'py, PyAny>, tp: usize) -> SaveResult {
+        let types = &self.lk.types;
+        if tp == types.dict {
+            return self.save_dict(obj);
+        }
+        if tp == types.list {
+            return self.save_list(obj);
+        }
+        if tp == types.tuple {
+            return self.save_tuple(obj);
+        }
+        if tp == types.set {
+            return self.save_set(obj);
+        }
+        if tp == types.frozenset {
+            return self.save_frozenset(obj);
+        }
+        if tp == types.bytearray {
+            return self.save_bytearray(obj);
+        }
+        if tp == types.picklebuffer {
+            return self.save_picklebuffer(obj);
+        }
+        let py = self.py;
+        if let Some(hook) = self.hooks.reducer_override.clone() {
+            let rv = hook.call1((obj,))?;
+            if !rv.is(py.NotImplemented()) {
+                return self.save_reduce_value(obj, &rv);
+            }
+        }
+        if tp == types.type_ {
+            return self.save_type(obj);
+        }
+        if tp == types.function {
+            return self.save_global(obj, None);
+        }
+        let rv = if let Some(reducer) = self.dispatch_lookup(obj)? {
+            reducer.call1((obj,))?
+        } else if obj.is_instance_of::<pyo3::types::PyType>() {
+            return self.save_global(obj, None);
+        } else if let Some(reduce_ex) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
+            reduce_ex.call1((self.proto,))?
+        } else if let Some(reduce) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
+            reduce.call0()?
+        } else {
+            let name = obj.get_type().name()?;
+            return Err(pickling_error(
+                py,
+                format!("can't pickle '{name}' object: {}", obj.repr()?),
+            )
+            .into());
+        };
+        self.save_reduce_value(obj, &rv)
+    }
+
+    /// The reducer registered for `type(obj)`, if any: the pickler's own `dispatch_table`
+    /// when it has one, else `Pickler.dispatch` then the live `copyreg.dispatch_table`.
+    fn dispatch_lookup(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = self.py;
+        let tp = obj.get_type();
+        match &self.hooks.dispatch_table {
+            None => {
+                let registry = self.lk.dispatch_registry.bind(py);
+                if !registry.is_empty() {
+                    if let Some(reducer) = registry.get_item(&tp)? {
+                        return Ok(Some(reducer));
+                    }
+                }
+                self.lk.copyreg_dispatch.bind(py).get_item(&tp)
+            }
+            Some(table) => {
+                if let Ok(dict) = table.cast_exact::<PyDict>() {
+                    return dict.get_item(&tp);
+                }
+                match table.get_item(&tp) {
+                    Ok(reducer) => Ok(Some(reducer)),
+                    Err(e) if e.is_instance_of::<PyKeyError>(py) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// What a reducer returned: a string names a global, a tuple is a reduce value.
+    pub(crate) fn save_reduce_value(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        rv: &Bound<'py, PyAny>,
+    ) -> SaveResult {
+        if let Ok(name) = rv.cast::<PyString>() {
+            return self.save_global(obj, Some(name));
+        }
+        let Ok(tuple) = rv.cast::<PyTuple>() else {
+            return Err(pickling_error(self.py, "__reduce__ must return a string or tuple").into());
+        };
+        self.save_reduce(tuple, Some(obj))
+    }
+
+    /// `persistent_id(obj)`: a non-None result is written instead of the object.
+    fn save_persistent(
+        &mut self,
+        func: &Bound<'py, PyAny>,
+        obj: &Bound<'py, PyAny>,
+    ) -> SaveResult<bool> {
+        let pid = func.call1((obj,))?;
+        if pid.is_none() {
+            return Ok(false);
+        }
+        if self.bin {
+            self.save_obj(&pid, false)
+                .at(|| PathSegment::PersistentId)?;
+            self.write(&[BINPERSID])?;
+        } else {
+            let text = pid.str()?;
+            let text = text.to_cow()?;
+            if !text.is_ascii() {
+                return Err(pickling_error(
+                    self.py,
+                    "persistent IDs in protocol 0 must be ASCII strings",
+                )
+                .into());
+            }
+            self.write(&[PERSID])?;
+            self.write(text.as_bytes())?;
+            self.write(b"\n")?;
+        }
+        Ok(true)
+    }
+}
