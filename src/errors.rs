@@ -119,10 +119,15 @@ fn is_identifier(py: Python<'_>, key: &Bound<'_, PyAny>) -> bool {
 }
 
 fn short_repr(obj: &Bound<'_, PyAny>) -> String {
-    let text = obj
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| format!("<{} object>", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()));
+    let text = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| {
+        format!(
+            "<{} object>",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )
+    });
     if text.chars().count() > 60 {
         let cut: String = text.chars().take(57).collect();
         format!("{cut}...")
@@ -180,7 +185,10 @@ const MAX_PATH_STEPS: usize = 40;
 fn add_note(py: Python<'_>, err: &PyErr, note: String) {
     let value = err.value(py);
     // 3.11+: BaseException.add_note. 3.9/3.10: the same attribute, set by hand.
-    if value.hasattr(pyo3::intern!(py, "add_note")).unwrap_or(false) {
+    if value
+        .hasattr(pyo3::intern!(py, "add_note"))
+        .unwrap_or(false)
+    {
         let _ = value.call_method1(pyo3::intern!(py, "add_note"), (note,));
         return;
     }
@@ -188,7 +196,10 @@ fn add_note(py: Python<'_>, err: &PyErr, note: String) {
         Ok(existing) => existing,
         Err(_) => {
             let list = pyo3::types::PyList::empty(py).into_any();
-            if value.setattr(pyo3::intern!(py, "__notes__"), &list).is_err() {
+            if value
+                .setattr(pyo3::intern!(py, "__notes__"), &list)
+                .is_err()
+            {
                 return;
             }
             list

@@ -5,8 +5,8 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PySet,
-    PyString, PyTuple, PyType,
+    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PySet, PyString,
+    PyTuple, PyType,
 };
 use pyo3::PyTypeInfo;
 
@@ -107,7 +107,10 @@ fn build(py: Python<'_>) -> PyResult<Lookups> {
         partial: py.import("functools")?.getattr("partial")?.unbind(),
         dispatch_registry: dispatch_registry.unbind(),
         default_dispatch_table: chain_map.unbind(),
-        pickling_error: pickle.getattr("PicklingError")?.cast_into::<PyType>()?.unbind(),
+        pickling_error: pickle
+            .getattr("PicklingError")?
+            .cast_into::<PyType>()?
+            .unbind(),
     })
 }
 

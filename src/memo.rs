@@ -5,58 +5,115 @@
 //! reducer could die, and a new object reusing its address would be written as a memo GET of
 //! the wrong object.
 
-use std::hash::{BuildHasherDefault, Hasher};
-
 use pyo3::prelude::*;
 
-/// Hash for object addresses: drop the alignment bits, then spread them (Fibonacci hashing),
-/// so both the low bits (bucket) and the high bits (hashbrown's tag) vary.
+/// Open-addressing table from object address to memo index, with linear probing.
+///
+/// One 16-byte slot per entry and the key checked in place: a lookup is usually one cache
+/// line, which is what matters when the memo outgrows the CPU caches. Address 0 marks an empty
+/// slot (no object lives at address 0).
 #[derive(Default)]
-pub struct AddressHasher(u64);
+struct AddressTable {
+    slots: Vec<(usize, usize)>,
+    /// log2 of the slot count.
+    bits: u32,
+    len: usize,
+}
 
-impl Hasher for AddressHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+impl AddressTable {
+    #[inline]
+    fn slot_of(&self, key: usize) -> usize {
+        // Fibonacci hashing of the address without its alignment bits; the top `bits` bits.
+        (((key >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
+    }
+
+    #[inline]
+    fn get(&self, key: usize) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot_of(key);
+        loop {
+            let (k, v) = self.slots[i];
+            if k == key {
+                return Some(v);
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
         }
     }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = ((n as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+
+    #[inline]
+    fn insert(&mut self, key: usize, value: usize) {
+        // Keep the load at most 1/2 so probe runs stay short.
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot_of(key);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.0 == 0 {
+                *slot = (key, value);
+                self.len += 1;
+                return;
+            }
+            if slot.0 == key {
+                slot.1 = value;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
     }
-    fn finish(&self) -> u64 {
-        self.0
+
+    #[cold]
+    fn grow(&mut self) {
+        // x4 while small, x2 once large (CPython's memo grows the same way).
+        let bits = if self.bits == 0 {
+            6
+        } else if self.len < 50_000 {
+            self.bits + 2
+        } else {
+            self.bits + 1
+        };
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); 1 << bits]);
+        self.bits = bits;
+        self.len = 0;
+        for (k, v) in old {
+            if k != 0 {
+                self.insert(k, v);
+            }
+        }
     }
 }
 
-type AddressMap = hashbrown::HashMap<usize, usize, BuildHasherDefault<AddressHasher>>;
-
 /// The memo of one dump (or of a `Pickler` across dumps).
 pub struct Memo<'py> {
-    index: AddressMap,
+    index: AddressTable,
     objects: Vec<Bound<'py, PyAny>>,
 }
 
 /// A memo kept between `Pickler.dump` calls, detached from any interpreter borrow.
 #[derive(Default)]
 pub struct MemoStore {
-    index: AddressMap,
+    index: AddressTable,
     objects: Vec<Py<PyAny>>,
 }
 
 impl<'py> Memo<'py> {
     pub fn new() -> Self {
         Memo {
-            index: AddressMap::default(),
+            index: AddressTable::default(),
             objects: Vec::new(),
         }
     }
 
     #[inline]
     pub fn get(&self, obj: &Bound<'py, PyAny>) -> Option<usize> {
-        if self.objects.is_empty() {
-            return None;
-        }
-        self.index.get(&(obj.as_ptr() as usize)).copied()
+        self.index.get(obj.as_ptr() as usize)
     }
 
     #[inline]

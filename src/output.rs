@@ -16,7 +16,8 @@ use crate::writer::{Buffer, OutOfMemory};
 unsafe extern "C" {
     // Part of CPython's non-limited C API on every supported version (3.9–3.13); pyo3-ffi
     // keeps its binding private. Resizes a bytes object that nobody else references yet.
-    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t) -> std::ffi::c_int;
+    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t)
+        -> std::ffi::c_int;
 }
 
 /// A `bytes` object under construction.

@@ -44,9 +44,7 @@ fn check_buffer_callback<'py>(
     buffer_callback: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     match buffer_callback.filter(|c| !c.is_none()) {
-        Some(_) if proto < 5 => Err(PyValueError::new_err(
-            "buffer_callback needs protocol >= 5",
-        )),
+        Some(_) if proto < 5 => Err(PyValueError::new_err("buffer_callback needs protocol >= 5")),
         other => Ok(other.cloned()),
     }
 }
@@ -113,7 +111,15 @@ pub fn dump<'py>(
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let write = file_write(file)?;
     let hooks = default_hooks(py, lk)?;
-    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, Some(write));
+    let mut dumper = Dumper::new(
+        py,
+        lk,
+        proto,
+        Memo::new(),
+        hooks,
+        buffer_callback,
+        Some(write),
+    );
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }
@@ -199,7 +205,9 @@ impl Pickler {
         let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
         self.write = Some(file_write(file)?.unbind());
         self.protocol = proto;
-        self.proto_arg = protocol.filter(|p| !p.is_none()).map(|p| p.clone().unbind());
+        self.proto_arg = protocol
+            .filter(|p| !p.is_none())
+            .map(|p| p.clone().unbind());
         self.buffer_callback = buffer_callback.map(Bound::unbind);
         self.memo = MemoStore::default();
         Ok(())

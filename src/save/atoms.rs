@@ -6,6 +6,39 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyTuple};
 
 use super::Dumper;
+
+unsafe extern "C" {
+    // Exported by CPython 3.9–3.13 (non-limited API); pyo3-ffi does not bind it.
+    fn _PyLong_NumBits(v: *mut ffi::PyObject) -> usize;
+}
+
+/// `_PyLong_AsByteArray(v, bytes, n, little_endian=1, is_signed=1)`; 3.13 added a sixth
+/// argument (raise on overflow, which we want).
+///
+/// # Safety
+/// `v` must be an int and `out` large enough for its signed little-endian form.
+unsafe fn long_as_byte_array(v: *mut ffi::PyObject, out: &mut [u8]) -> std::ffi::c_int {
+    #[cfg(Py_3_13)]
+    {
+        unsafe extern "C" {
+            fn _PyLong_AsByteArray(
+                v: *mut ffi::PyObject,
+                bytes: *mut u8,
+                n: usize,
+                little_endian: std::ffi::c_int,
+                is_signed: std::ffi::c_int,
+                with_exceptions: std::ffi::c_int,
+            ) -> std::ffi::c_int;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { _PyLong_AsByteArray(v, out.as_mut_ptr(), out.len(), 1, 1, 1) }
+    }
+    #[cfg(not(Py_3_13))]
+    {
+        // SAFETY: forwarded from the caller.
+        unsafe { ffi::_PyLong_AsByteArray(v.cast(), out.as_mut_ptr(), out.len(), 1, 1) }
+    }
+}
 use crate::errors::SaveResult;
 use crate::writer::encode::{self, TooLarge};
 use crate::writer::opcodes::*;
@@ -32,15 +65,15 @@ impl<'py> Dumper<'py> {
             }
             if let Ok(small) = i32::try_from(value) {
                 return if self.bin {
-                    self.write(encode::binint(small).as_slice())
+                    self.write_small(encode::binint(small))
                 } else {
                     self.write(&encode::text_int(value))
                 };
             }
             if self.proto >= 2 {
                 let body = encode::long_bytes_i64(value);
-                self.write(encode::long_header(body.as_slice().len()).as_slice())?;
-                return self.write(body.as_slice());
+                self.write_small(encode::long_header(body.len()))?;
+                return self.write(&body);
             }
         } else if self.proto >= 2 {
             return self.save_big_long(obj);
@@ -52,27 +85,32 @@ impl<'py> Dumper<'py> {
         self.write(b"L\n")
     }
 
-    /// An int beyond 64 bits, protocol 2+: LONG1/LONG4 with its two's-complement bytes.
+    /// An int beyond 64 bits, protocol 2+: LONG1/LONG4 with its two's-complement bytes
+    /// (`pickle.encode_long`).
     #[cold]
     fn save_big_long(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        let py = self.py;
-        let nbits: u64 = obj.call_method0(pyo3::intern!(py, "bit_length"))?.extract()?;
+        // SAFETY: `obj` is an exact int.
+        let nbits = unsafe { _PyLong_NumBits(obj.as_ptr()) };
+        if nbits == usize::MAX {
+            return Err(PyErr::fetch(self.py).into());
+        }
         let nbytes = (nbits >> 3) + 1;
         if nbytes > 0x7fff_ffff {
             return Err(PyOverflowError::new_err("int too large to pickle").into());
         }
-        let negative = obj.lt(0)?;
-        let raw = obj.call_method(
-            pyo3::intern!(py, "to_bytes"),
-            (nbytes, pyo3::intern!(py, "little")),
-            Some(&[("signed", true)].into_py_dict(py)?),
-        )?;
-        let raw = raw.cast::<PyBytes>()?.as_bytes();
-        let mut n = raw.len();
+        let mut raw = vec![0u8; nbytes];
+        // SAFETY: `raw` has room for `nbytes` bytes, enough for the signed value.
+        let status = unsafe { long_as_byte_array(obj.as_ptr(), &mut raw) };
+        if status < 0 {
+            return Err(PyErr::fetch(self.py).into());
+        }
+        let negative = raw[nbytes - 1] & 0x80 != 0;
+        let mut n = nbytes;
+        // A negative value may need one byte fewer: drop a 0xff whose successor has its sign bit.
         if negative && n > 1 && raw[n - 1] == 0xff && raw[n - 2] & 0x80 != 0 {
             n -= 1;
         }
-        self.write(encode::long_header(n).as_slice())?;
+        self.write_small(encode::long_header(n))?;
         self.write(&raw[..n])
     }
 
@@ -80,7 +118,7 @@ impl<'py> Dumper<'py> {
         // SAFETY: dispatch guarantees an exact float.
         let value = unsafe { obj.cast_unchecked::<PyFloat>() }.value();
         if self.bin {
-            self.write(encode::binfloat(value).as_slice())
+            self.write_small(encode::binfloat(value))
         } else {
             let repr = obj.repr()?;
             self.write(&[FLOAT])?;
@@ -102,7 +140,10 @@ impl<'py> Dumper<'py> {
             let _ = PyErr::take(self.py);
             let encoded = obj.call_method1(
                 pyo3::intern!(self.py, "encode"),
-                (pyo3::intern!(self.py, "utf-8"), pyo3::intern!(self.py, "surrogatepass")),
+                (
+                    pyo3::intern!(self.py, "utf-8"),
+                    pyo3::intern!(self.py, "surrogatepass"),
+                ),
             )?;
             let bytes = encoded.cast::<PyBytes>()?.as_bytes();
             self.write_str_payload(bytes, Some(&encoded))?;
@@ -120,7 +161,7 @@ impl<'py> Dumper<'py> {
         payload_obj: Option<&Bound<'py, PyAny>>,
     ) -> SaveResult {
         match encode::unicode_header(bytes.len(), self.proto) {
-            Ok(header) => self.write_bytes(header.as_slice(), bytes, payload_obj),
+            Ok(header) => self.write_bytes(&header, bytes, payload_obj),
             Err(TooLarge::NeedsProtocol4) => Err(PyOverflowError::new_err(
                 "serializing a string larger than 4 GiB requires pickle protocol 4 or higher",
             )
@@ -133,7 +174,10 @@ impl<'py> Dumper<'py> {
         let py = self.py;
         let utf32 = obj.call_method1(
             pyo3::intern!(py, "encode"),
-            (pyo3::intern!(py, "utf-32-le"), pyo3::intern!(py, "surrogatepass")),
+            (
+                pyo3::intern!(py, "utf-32-le"),
+                pyo3::intern!(py, "surrogatepass"),
+            ),
         )?;
         let raw = utf32.cast::<PyBytes>()?.as_bytes();
         let mut escaped = Vec::with_capacity(raw.len() / 4 + 2);
@@ -157,7 +201,8 @@ impl<'py> Dumper<'py> {
             let (callable, args) = if bytes.as_bytes().is_empty() {
                 (py.get_type::<PyBytes>().into_any(), PyTuple::empty(py))
             } else {
-                let text = bytes.call_method1(pyo3::intern!(py, "decode"), (self.lk.latin1.bind(py),))?;
+                let text =
+                    bytes.call_method1(pyo3::intern!(py, "decode"), (self.lk.latin1.bind(py),))?;
                 (
                     self.lk.codecs_encode.bind(py).clone(),
                     PyTuple::new(py, [text, self.lk.latin1.bind(py).clone().into_any()])?,
@@ -171,16 +216,12 @@ impl<'py> Dumper<'py> {
     /// SHORT_BINBYTES / BINBYTES / BINBYTES8 for `data`, then memoise `obj`.
     pub(super) fn save_bytes_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> SaveResult {
         match encode::bytes_header(data.len(), self.proto) {
-            Ok(header) => self.write_bytes(header.as_slice(), data, Some(obj))?,
-            Err(TooLarge::NeedsProtocol4) => {
-                return Err(PyOverflowError::new_err(
-                    "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
-                )
-                .into())
-            }
+            Ok(header) => self.write_bytes(&header, data, Some(obj))?,
+            Err(TooLarge::NeedsProtocol4) => return Err(PyOverflowError::new_err(
+                "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
+            )
+            .into()),
         }
         self.memo_put(obj)
     }
 }
-
-use pyo3::types::IntoPyDict;

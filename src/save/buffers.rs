@@ -26,7 +26,11 @@ impl<'py> Dumper<'py> {
             } else {
                 PyTuple::new(py, [PyBytes::new(py, &array.to_vec())])?
             };
-            return self.save_reduce_parts(&py.get_type::<PyByteArray>().into_any(), &args, Some(obj));
+            return self.save_reduce_parts(
+                &py.get_type::<PyByteArray>().into_any(),
+                &args,
+                Some(obj),
+            );
         }
         // Copied out first: user code run by a later `save` may resize the bytearray, but
         // nothing runs between this copy and the write.
@@ -35,7 +39,7 @@ impl<'py> Dumper<'py> {
     }
 
     fn save_bytearray_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> SaveResult {
-        self.write_bytes(encode::bytearray_header(data.len()).as_slice(), data, None)?;
+        self.write_bytes(&encode::bytearray_header(data.len()), data, None)?;
         self.memo_put(obj)
     }
 
@@ -59,7 +63,8 @@ impl<'py> Dumper<'py> {
                 v.buf as *const u8,
                 v.len as usize,
                 v.readonly != 0,
-                v.suboffsets.is_null() && ffi::PyBuffer_IsContiguous(view, b'A' as std::ffi::c_char) != 0,
+                v.suboffsets.is_null()
+                    && ffi::PyBuffer_IsContiguous(view, b'A' as std::ffi::c_char) != 0,
             )
         };
         if !contiguous {
@@ -91,7 +96,7 @@ impl<'py> Dumper<'py> {
         if readonly {
             self.save_bytes_data(obj, data)
         } else {
-            self.write_bytes(encode::bytearray_header(data.len()).as_slice(), data, Some(obj))?;
+            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))?;
             self.memo_put(obj)
         }
     }

@@ -28,7 +28,28 @@ fn dict_next<'py>(
             return None;
         }
         let py = dict.py();
-        Some((Bound::from_borrowed_ptr(py, key), Bound::from_borrowed_ptr(py, value)))
+        Some((
+            Bound::from_borrowed_ptr(py, key),
+            Bound::from_borrowed_ptr(py, value),
+        ))
+    }
+}
+
+/// Item `i` of an exact list, or `None` past its current end (the list may shrink while
+/// its items are being saved).
+#[inline]
+fn list_item<'py>(list: &Bound<'py, PyList>, i: usize) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: `list` is a live exact list; the index is checked against its current size
+    // before the borrowed item is read, and the item is owned (incref) immediately.
+    unsafe {
+        let ptr = list.as_ptr();
+        if i >= ffi::PyList_GET_SIZE(ptr) as usize {
+            return None;
+        }
+        Some(Bound::from_borrowed_ptr(
+            list.py(),
+            ffi::PyList_GET_ITEM(ptr, i as ffi::Py_ssize_t),
+        ))
     }
 }
 
@@ -47,8 +68,7 @@ impl<'py> Dumper<'py> {
         }
         if self.proto == 0 {
             let mut i = 0;
-            while i < list.len() {
-                let item = list.get_item(i)?;
+            while let Some(item) = list_item(list, i) {
                 self.save(&item).at(|| PathSegment::Item(i))?;
                 self.write(&[APPEND])?;
                 i += 1;
@@ -64,8 +84,7 @@ impl<'py> Dumper<'py> {
         loop {
             self.write(&[MARK])?;
             let mut in_batch = 0;
-            while total < list.len() {
-                let item = list.get_item(total)?;
+            while let Some(item) = list_item(list, total) {
                 self.save(&item).at(|| PathSegment::Item(total))?;
                 total += 1;
                 in_batch += 1;
@@ -150,7 +169,8 @@ impl<'py> Dumper<'py> {
     }
 
     fn save_item_pair(&mut self, key: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> SaveResult {
-        self.save(key).at(|| PathSegment::Key(key.clone().unbind()))?;
+        self.save(key)
+            .at(|| PathSegment::Key(key.clone().unbind()))?;
         self.save(value)
             .at(|| PathSegment::Value(key.clone().unbind()))
     }
@@ -177,7 +197,9 @@ impl<'py> Dumper<'py> {
             }
             self.write(&[SETITEMS])?;
             if dict.len() != size {
-                return Err(PyRuntimeError::new_err("dictionary changed size during iteration").into());
+                return Err(
+                    PyRuntimeError::new_err("dictionary changed size during iteration").into(),
+                );
             }
             if in_batch != BATCHSIZE {
                 return Ok(());
@@ -200,7 +222,9 @@ impl<'py> Dumper<'py> {
             let item = unsafe { Bound::from_owned_ptr(iter.py(), item) };
             match item.cast::<PyTuple>() {
                 Ok(pair) if pair.len() == 2 => Ok(Some((pair.get_item(0)?, pair.get_item(1)?))),
-                _ => Err(PyTypeError::new_err("dict items iterator must return 2-tuples")),
+                _ => Err(PyTypeError::new_err(
+                    "dict items iterator must return 2-tuples",
+                )),
             }
         };
         if self.proto == 0 {

@@ -48,7 +48,11 @@ impl<'py> Dumper<'py> {
         match singleton {
             Some(value) => {
                 let args = PyTuple::new(py, [value])?;
-                self.save_reduce_parts(&py.get_type::<pyo3::types::PyType>().into_any(), &args, Some(obj))
+                self.save_reduce_parts(
+                    &py.get_type::<pyo3::types::PyType>().into_any(),
+                    &args,
+                    Some(obj),
+                )
             }
             None => self.save_global(obj, None),
         }
@@ -162,12 +166,15 @@ impl<'py> Dumper<'py> {
         if value <= 0 || value > 0x7fff_ffff {
             return Err(pickling_error(
                 py,
-                format!("Can't pickle {}: extension code {value} is out of range", obj.repr()?),
+                format!(
+                    "Can't pickle {}: extension code {value} is out of range",
+                    obj.repr()?
+                ),
             )
             .into());
         }
         // Not memoised: the EXT opcode is already as short as a memo GET.
-        self.write(encode::ext(value as u32).as_slice())
+        self.write_small(encode::ext(value as u32))
     }
 
     /// GLOBAL `module\nname\n`: UTF-8 at protocol 3; ASCII with Python 2 names below it.
@@ -186,12 +193,21 @@ impl<'py> Dumper<'py> {
                 module_name = mapped.get_item(0)?;
                 global_name = mapped.get_item(1)?;
             }
-            if let Some(mapped) = self.lk.reverse_import_mapping.bind(py).get_item(&module_name)? {
+            if let Some(mapped) = self
+                .lk
+                .reverse_import_mapping
+                .bind(py)
+                .get_item(&module_name)?
+            {
                 module_name = mapped;
             }
         }
         let encode_part = |part: &Bound<'py, PyAny>, what: &str| -> SaveResult<Vec<u8>> {
-            let text = part.cast::<PyString>().map_err(PyErr::from)?.to_cow()?.into_owned();
+            let text = part
+                .cast::<PyString>()
+                .map_err(PyErr::from)?
+                .to_cow()?
+                .into_owned();
             if self.proto < 3 && !text.is_ascii() {
                 return Err(pickling_error(
                     py,

@@ -14,6 +14,7 @@ mod atoms;
 mod buffers;
 mod containers;
 mod global;
+mod instance;
 mod reduce;
 
 use pyo3::exceptions::{PyKeyError, PyRecursionError};
@@ -63,6 +64,7 @@ pub struct Dumper<'py> {
     pub file_write: Option<Bound<'py, PyAny>>,
     depth: usize,
     max_depth: usize,
+    plain_classes: instance::PlainClasses,
 }
 
 impl<'py> Dumper<'py> {
@@ -88,6 +90,7 @@ impl<'py> Dumper<'py> {
             buffer_callback,
             file_write,
             depth: 0,
+            plain_classes: instance::PlainClasses::default(),
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
@@ -129,18 +132,24 @@ impl<'py> Dumper<'py> {
         Ok(self.out.write(data)?)
     }
 
+    #[inline(always)]
+    pub(crate) fn write_small(&mut self, op: encode::Small) -> SaveResult {
+        Ok(self.out.write_small(op)?)
+    }
+
     /// Write `header` + `payload`; payloads of 64 KiB and more go outside frames and, when
     /// dumping to a file, straight to `file.write` (as `payload_obj` if given: no copy).
     pub(crate) fn write_bytes(
         &mut self,
-        header: &[u8],
+        header: &encode::Small,
         payload: &[u8],
         payload_obj: Option<&Bound<'py, PyAny>>,
     ) -> SaveResult {
         if !Output::<PyBytesBuffer<'py>>::is_large_payload(payload.len()) {
-            self.write(header)?;
+            self.write_small(*header)?;
             return self.write(payload);
         }
+        let header = header.as_slice();
         match self.file_write.clone() {
             None => Ok(self.out.write_unframed(header, payload)?),
             Some(write) => {
@@ -171,17 +180,25 @@ impl<'py> Dumper<'py> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn memo_put(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
         let idx = self.memo.put(obj);
+        if self.proto == 0 {
+            return self.write(&encode::text_memo(PUT, idx));
+        }
         match encode::memo_put(idx, self.proto) {
-            Ok(op) => self.write(op.as_slice()),
+            Ok(op) => self.write_small(op),
             Err(_) => Err(pickling_error(self.py, "memo id too large for LONG_BINPUT").into()),
         }
     }
 
+    #[inline]
     pub(crate) fn memo_get(&mut self, idx: usize) -> SaveResult {
-        match encode::memo_get(idx, self.proto) {
-            Ok(op) => self.write(op.as_slice()),
+        if self.proto == 0 {
+            return self.write(&encode::text_memo(GET, idx));
+        }
+        match encode::memo_get(idx) {
+            Ok(op) => self.write_small(op),
             Err(_) => Err(pickling_error(self.py, "memo id too large for LONG_BINGET").into()),
         }
     }
@@ -278,6 +295,8 @@ impl<'py> Dumper<'py> {
             reducer.call1((obj,))?
         } else if obj.is_instance_of::<pyo3::types::PyType>() {
             return self.save_global(obj, None);
+        } else if self.proto >= 2 && self.save_plain_instance(obj)? {
+            return Ok(());
         } else if let Some(reduce_ex) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
             reduce_ex.call1((self.proto,))?
         } else if let Some(reduce) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {

@@ -234,12 +234,14 @@ impl<'py> Dumper<'py> {
                 };
                 if self.proto >= 4 {
                     self.save(cls.as_any()).at(|| PathSegment::ReduceArgs)?;
-                    self.save(cls_args.as_any()).at(|| PathSegment::ReduceArgs)?;
+                    self.save(cls_args.as_any())
+                        .at(|| PathSegment::ReduceArgs)?;
                     self.save(kwargs.as_any()).at(|| PathSegment::ReduceArgs)?;
                     return self.write(&[NEWOBJ_EX]);
                 }
                 // Protocols 2 and 3: partial(cls.__new__, cls, *args, **kwargs)().
-                let mut call_args = vec![cls.getattr(pyo3::intern!(py, "__new__"))?, cls.into_any()];
+                let mut call_args =
+                    vec![cls.getattr(pyo3::intern!(py, "__new__"))?, cls.into_any()];
                 call_args.extend(cls_args.iter());
                 let partial = self
                     .lk
@@ -257,7 +259,7 @@ impl<'py> Dumper<'py> {
                 let cls = args.get_item(0)?;
                 if !cls.is_instance_of::<PyType>() {
                     return Err(
-                        pickling_error(py, "args[0] from __newobj__ args is not a type").into()
+                        pickling_error(py, "args[0] from __newobj__ args is not a type").into(),
                     );
                 }
                 if let Some(obj) = obj {

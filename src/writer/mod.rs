@@ -18,6 +18,42 @@ pub const FRAME_HEADER_SIZE: usize = 9;
 /// Initial buffer size (`_pickle.c`'s WRITE_BUF_SIZE).
 pub const WRITE_BUF_SIZE: usize = 4096;
 
+/// Copy `src` to `dst`. Opcodes and their arguments are a few bytes long: for those, a
+/// couple of (possibly overlapping) fixed-size moves beat a call to `memcpy`, as `_pickle.c`
+/// also finds for short writes.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
+#[inline(always)]
+unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY: in every arm, each read lies within `src` and each write within `dst[..n]`,
+    // which the caller guarantees is valid and disjoint from `src`.
+    unsafe {
+        if n >= 16 {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        } else if n >= 8 {
+            let a = std::ptr::read_unaligned(s.cast::<u64>());
+            let b = std::ptr::read_unaligned(s.add(n - 8).cast::<u64>());
+            std::ptr::write_unaligned(dst.cast::<u64>(), a);
+            std::ptr::write_unaligned(dst.add(n - 8).cast::<u64>(), b);
+        } else if n >= 4 {
+            let a = std::ptr::read_unaligned(s.cast::<u32>());
+            let b = std::ptr::read_unaligned(s.add(n - 4).cast::<u32>());
+            std::ptr::write_unaligned(dst.cast::<u32>(), a);
+            std::ptr::write_unaligned(dst.add(n - 4).cast::<u32>(), b);
+        } else if n >= 2 {
+            let a = std::ptr::read_unaligned(s.cast::<u16>());
+            let b = std::ptr::read_unaligned(s.add(n - 2).cast::<u16>());
+            std::ptr::write_unaligned(dst.cast::<u16>(), a);
+            std::ptr::write_unaligned(dst.add(n - 2).cast::<u16>(), b);
+        } else if n == 1 {
+            *dst = *s;
+        }
+    }
+}
+
 /// The buffer could not grow.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OutOfMemory;
@@ -51,6 +87,9 @@ impl Buffer for Vec<u8> {
 /// Appends opcodes to a [`Buffer`], managing protocol 4 frames.
 pub struct Output<B: Buffer> {
     buf: B,
+    /// The buffer's storage and capacity, cached: refreshed after every `grow`.
+    ptr: *mut u8,
+    cap: usize,
     len: usize,
     /// Where the open frame's header starts, if a frame is open.
     frame_start: Option<usize>,
@@ -59,8 +98,10 @@ pub struct Output<B: Buffer> {
 }
 
 impl<B: Buffer> Output<B> {
-    pub fn new(buf: B) -> Self {
+    pub fn new(mut buf: B) -> Self {
         Output {
+            ptr: buf.as_mut_ptr(),
+            cap: buf.capacity(),
             buf,
             len: 0,
             frame_start: None,
@@ -91,35 +132,60 @@ impl<B: Buffer> Output<B> {
             return &[];
         }
         // SAFETY: the first `len` bytes of the buffer were all written by `write`, and the
-        // buffer is valid for `capacity() >= len` bytes.
-        unsafe { std::slice::from_raw_parts(self.buf.as_mut_ptr(), self.len) }
+        // buffer is valid for `cap >= len` bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
     /// Append `data`, opening a frame first if framing is on and none is open.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, data: &[u8]) -> Result<(), OutOfMemory> {
+        let needs_header = self.framing && self.frame_start.is_none();
+        if !needs_header && data.len() <= self.cap - self.len {
+            // SAFETY: `len + data.len() <= cap`, the cached capacity of `ptr`; `data` cannot
+            // alias our storage because `&mut self` is held.
+            unsafe { copy_bytes(data, self.ptr.add(self.len)) };
+            self.len += data.len();
+            return Ok(());
+        }
+        self.write_slow(data)
+    }
+
+    /// `write` when a frame must be opened or the buffer must grow.
+    #[inline(never)]
+    fn write_slow(&mut self, data: &[u8]) -> Result<(), OutOfMemory> {
         let header = if self.framing && self.frame_start.is_none() {
             FRAME_HEADER_SIZE
         } else {
             0
         };
         let needed = self.len + header + data.len();
-        if needed > self.buf.capacity() {
+        if needed > self.cap {
             self.grow_for(needed)?;
         }
-        let base = self.buf.as_mut_ptr();
         if header != 0 {
             self.frame_start = Some(self.len);
-            // SAFETY: `needed <= capacity`, so `len + FRAME_HEADER_SIZE` bytes are in bounds.
+            // SAFETY: `needed <= cap`, so `len + FRAME_HEADER_SIZE` bytes are in bounds.
             // The header bytes are placeholders, patched in `commit_frame`.
-            unsafe { std::ptr::write_bytes(base.add(self.len), 0xfe, FRAME_HEADER_SIZE) };
+            unsafe { std::ptr::write_bytes(self.ptr.add(self.len), 0xfe, FRAME_HEADER_SIZE) };
             self.len += FRAME_HEADER_SIZE;
         }
-        // SAFETY: `len + data.len() <= needed <= capacity`; `data` cannot alias our storage
-        // because `&mut self` is held.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(self.len), data.len()) };
+        // SAFETY: `len + data.len() <= needed <= cap`; no aliasing (see `write`).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(self.len), data.len()) };
         self.len += data.len();
         Ok(())
+    }
+
+    /// Append an encoded opcode; each size is one constant-size store.
+    #[inline(always)]
+    pub fn write_small(&mut self, small: encode::Small) -> Result<(), OutOfMemory> {
+        use encode::Small;
+        match small {
+            Small::B1(a) => self.write(&a),
+            Small::B2(a) => self.write(&a),
+            Small::B3(a) => self.write(&a),
+            Small::B5(a) => self.write(&a),
+            Small::B9(a) => self.write(&a),
+        }
     }
 
     #[inline]
@@ -134,7 +200,10 @@ impl<B: Buffer> Output<B> {
             .checked_add(needed / 2)
             .ok_or(OutOfMemory)?
             .max(WRITE_BUF_SIZE);
-        self.buf.grow(self.len, target)
+        self.buf.grow(self.len, target)?;
+        self.ptr = self.buf.as_mut_ptr();
+        self.cap = self.buf.capacity();
+        Ok(())
     }
 
     /// Close the open frame: write its header, or drop the header if the frame is tiny.
@@ -143,7 +212,7 @@ impl<B: Buffer> Output<B> {
             return;
         };
         let frame_len = self.len - start - FRAME_HEADER_SIZE;
-        let base = self.buf.as_mut_ptr();
+        let base = self.ptr;
         if frame_len >= FRAME_SIZE_MIN {
             let mut header = [0u8; FRAME_HEADER_SIZE];
             header[0] = opcodes::FRAME;
@@ -155,7 +224,11 @@ impl<B: Buffer> Output<B> {
         } else {
             // SAFETY: both ranges lie within the first `len` bytes; `ptr::copy` allows overlap.
             unsafe {
-                std::ptr::copy(base.add(start + FRAME_HEADER_SIZE), base.add(start), frame_len)
+                std::ptr::copy(
+                    base.add(start + FRAME_HEADER_SIZE),
+                    base.add(start),
+                    frame_len,
+                )
             };
             self.len -= FRAME_HEADER_SIZE;
         }
@@ -192,9 +265,11 @@ impl<B: Buffer> Output<B> {
 
     /// Give back the buffer and the number of bytes written, leaving `fresh` in its place.
     /// Any open frame must have been committed.
-    pub fn take(&mut self, fresh: B) -> (B, usize) {
+    pub fn take(&mut self, mut fresh: B) -> (B, usize) {
         debug_assert!(self.frame_start.is_none());
         let len = std::mem::replace(&mut self.len, 0);
+        self.ptr = fresh.as_mut_ptr();
+        self.cap = fresh.capacity();
         (std::mem::replace(&mut self.buf, fresh), len)
     }
 }
@@ -277,11 +352,31 @@ mod tests {
         o.write(&[APPENDS, STOP]).unwrap();
         o.commit_frame();
         let data = o.as_slice();
-        assert_eq!(&data[..13], &[FRAME, 4, 0, 0, 0, 0, 0, 0, 0, EMPTY_LIST, MEMOIZE, MARK, NONE]);
+        assert_eq!(
+            &data[..13],
+            &[FRAME, 4, 0, 0, 0, 0, 0, 0, 0, EMPTY_LIST, MEMOIZE, MARK, NONE]
+        );
         assert_eq!(&data[13..18], &[BINBYTES, 0, 0, 1, 0]);
         assert_eq!(data.len(), 13 + 5 + FRAME_SIZE_TARGET + 2);
         // The two trailing opcodes are under FRAME_SIZE_MIN, so they carry no header.
         assert_eq!(&data[data.len() - 2..], &[APPENDS, STOP]);
+    }
+
+    #[test]
+    fn short_copies_of_every_length() {
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8)
+                .map(|b| b.wrapping_mul(7).wrapping_add(1))
+                .collect();
+            let mut o = out();
+            o.write(b"x").unwrap();
+            o.write(&data).unwrap();
+            o.write(b"y").unwrap();
+            let mut expected = b"x".to_vec();
+            expected.extend_from_slice(&data);
+            expected.push(b'y');
+            assert_eq!(o.as_slice(), expected.as_slice(), "length {n}");
+        }
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! The fast path for instances of plain classes.
+//!
+//! For an instance of a class that customises none of the pickling hooks, protocol 2+
+//! `object.__reduce_ex__` always returns `(copyreg.__newobj__, (cls,), state, None, None)`
+//! with `state` the instance `__dict__` (or None when it is empty). Emitting that directly
+//! skips the bound-method call, the reduce tuple and `copyreg`'s lookups, and writes exactly
+//! the bytes the general path writes (tested differentially).
+//!
+//! "Plain" is decided once per class per dump, in two steps:
+//! 1. statically: metaclass `type`, generic attribute lookup, no items, and no class in the MRO
+//!    other than `object` defines `__slots__`, `__class__` or any reduce hook;
+//! 2. dynamically: the first instance goes through the general path, and the class is plain only
+//!    if that reduce value has exactly the shape above.
+//!
+//! Per instance, the instance `__dict__` must not shadow `__reduce_ex__`, `__reduce__` or
+//! `__getstate__` (attribute lookup would find those first).
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use super::Dumper;
+use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::writer::opcodes::*;
+
+/// Class-level names whose presence rules the fast path out.
+const HOOK_NAMES: &[&str] = &[
+    "__reduce_ex__",
+    "__reduce__",
+    "__getstate__",
+    "__getnewargs__",
+    "__getnewargs_ex__",
+    "__slots__",
+    "__class__",
+];
+
+/// Instance-level names that would shadow object's reduce machinery.
+const SHADOW_NAMES: &[&str] = &["__reduce_ex__", "__reduce__", "__getstate__"];
+
+/// How many classes a dump remembers verdicts for (beyond that: the general path).
+const CACHE_LIMIT: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Plain,
+    NotPlain,
+}
+
+/// Per-dump cache of class verdicts, keyed by type address. A class judged plain stays alive
+/// for the dump because its instances are memoised.
+#[derive(Default)]
+pub struct PlainClasses {
+    entries: Vec<(usize, Verdict)>,
+}
+
+impl PlainClasses {
+    fn get(&self, tp: usize) -> Option<Verdict> {
+        self.entries.iter().find(|(t, _)| *t == tp).map(|(_, v)| *v)
+    }
+
+    fn set(&mut self, tp: usize, verdict: Verdict) {
+        if self.entries.len() < CACHE_LIMIT {
+            self.entries.push((tp, verdict));
+        }
+    }
+}
+
+/// Step 1: the static conditions on the class.
+fn statically_plain(tp: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = tp.py();
+    let raw = tp.as_type_ptr();
+    // SAFETY: `tp` is a live type object; we read plain fields of its PyTypeObject.
+    let (metatype_is_type, generic_getattr, itemsize) = unsafe {
+        (
+            ffi::Py_TYPE(raw.cast()) == std::ptr::addr_of_mut!(ffi::PyType_Type),
+            (*raw).tp_getattro.is_some_and(|f| {
+                std::ptr::fn_addr_eq(f, ffi::PyObject_GenericGetAttr as ffi::getattrofunc)
+            }),
+            (*raw).tp_itemsize,
+        )
+    };
+    if !metatype_is_type || !generic_getattr || itemsize != 0 {
+        return Ok(false);
+    }
+    let object = py.get_type::<pyo3::types::PyAny>();
+    let mro = tp.getattr(pyo3::intern!(py, "__mro__"))?;
+    let mro = mro.cast::<PyTuple>()?;
+    for base in mro.iter() {
+        if base.is(&object) {
+            continue;
+        }
+        let base = base.cast::<PyType>()?;
+        // SAFETY: reading the flags of a live type object.
+        let heap =
+            unsafe { ffi::PyType_GetFlags(base.as_type_ptr()) } & ffi::Py_TPFLAGS_HEAPTYPE != 0;
+        if !heap {
+            return Ok(false);
+        }
+        let namespace = base.getattr(pyo3::intern!(py, "__dict__"))?;
+        for name in HOOK_NAMES {
+            if namespace.contains(*name)? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+impl<'py> Dumper<'py> {
+    /// The instance `__dict__` when `obj` may take the fast path, else `None`.
+    fn plain_state(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let py = self.py;
+        // SAFETY: generic attribute lookup is guaranteed by the class check; this returns a
+        // new reference to the (possibly just materialised) instance dict, or null on error.
+        let dict = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+            )?
+        };
+        let Ok(dict) = dict.cast_into_exact::<PyDict>() else {
+            return Ok(None);
+        };
+        for name in SHADOW_NAMES {
+            if dict.contains(*name)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(dict))
+    }
+
+    /// Try the fast path for `obj`. Returns false when the general path must be taken.
+    pub(super) fn save_plain_instance(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult<bool> {
+        let py = self.py;
+        let tp = obj.get_type();
+        let key = tp.as_ptr() as usize;
+        match self.plain_classes.get(key) {
+            Some(Verdict::NotPlain) => return Ok(false),
+            Some(Verdict::Plain) => {}
+            None => {
+                if !statically_plain(&tp)? {
+                    self.plain_classes.set(key, Verdict::NotPlain);
+                    return Ok(false);
+                }
+                // Step 2: this first instance takes the general path; its reduce value decides.
+                let rv = obj.call_method1(pyo3::intern!(py, "__reduce_ex__"), (self.proto,))?;
+                let state = self.plain_state(obj)?;
+                let verdict = match (rv.cast::<PyTuple>(), &state) {
+                    (Ok(t), Some(dict)) if t.len() == 5 => {
+                        let expected_state_ok = if dict.is_empty() {
+                            t.get_item(2)?.is_none()
+                        } else {
+                            t.get_item(2)?.is(dict)
+                        };
+                        let args_ok = t
+                            .get_item(1)?
+                            .cast::<PyTuple>()
+                            .is_ok_and(|a| a.len() == 1 && a.get_item(0).is_ok_and(|c| c.is(&tp)));
+                        if t.get_item(0)?.is(&self.lk.copyreg_newobj)
+                            && args_ok
+                            && expected_state_ok
+                            && t.get_item(3)?.is_none()
+                            && t.get_item(4)?.is_none()
+                        {
+                            Verdict::Plain
+                        } else {
+                            Verdict::NotPlain
+                        }
+                    }
+                    _ => Verdict::NotPlain,
+                };
+                self.plain_classes.set(key, verdict);
+                self.save_reduce_value(obj, &rv)?;
+                return Ok(true);
+            }
+        }
+        let Some(state) = self.plain_state(obj)? else {
+            return Ok(false);
+        };
+        // What save_reduce writes for (copyreg.__newobj__, (cls,), state, None, None).
+        self.save(tp.as_any()).at(|| PathSegment::ReduceArgs)?;
+        // The general path saves the empty argument tuple with save(): an opcode boundary.
+        self.opcode_boundary()?;
+        self.write(&[EMPTY_TUPLE, NEWOBJ])?;
+        if let Some(idx) = self.memo.get(obj) {
+            self.write(&[POP])?;
+            self.memo_get(idx)?;
+            return Ok(true);
+        }
+        self.memo_put(obj)?;
+        if !state.is_empty() {
+            self.save(state.as_any()).at(|| PathSegment::State)?;
+            self.write(&[BUILD])?;
+        }
+        Ok(true)
+    }
+}
