@@ -1,0 +1,200 @@
+"""``python -m skypickle``: the demonstration (``demo``, what ``make demo`` runs) and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import platform
+import sys
+import time
+
+import skypickle
+
+from . import _bench
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n} B"
+
+
+def _orders() -> dict:
+    """A dict of records, the kind of thing a task ships to a worker: order id -> order."""
+    statuses = ["new", "paid", "shipped", "delivered", "returned"]
+    cities = ["Lyon", "Zürich", "São Paulo", "Kraków", "Osaka"]
+    orders = {}
+    for i in range(5_000):
+        orders[f"ORD-{100_000 + i}"] = {
+            "customer": {
+                "id": 7_000 + i % 900,
+                "name": f"customer {i % 900}",
+                "city": cities[i % 5],
+            },
+            "items": [
+                (f"SKU-{(i * 7 + k) % 1_000:04d}", 1 + k, round(9.99 + k * 3.5, 2))
+                for k in range(i % 4 + 1)
+            ],
+            "total": round(sum(9.99 + k * 3.5 for k in range(i % 4 + 1)), 2),
+            "status": statuses[i % 5],
+            "paid": i % 5 != 0,
+            "note": None if i % 3 else "leave at the door",
+        }
+    return orders
+
+
+def _payloads() -> list[tuple[str, object, bool]]:
+    """(label, object, out_of_band) triples shown by the demo."""
+    items: list[tuple[str, object, bool]] = [
+        ("user records: list of 20,000 dicts", _bench.make_dicts_20k(), False),
+        ("orders: dict of 5,000 nested records", _orders(), False),
+        ("mixed ints and floats: list of 100,000", _bench.make_ints_floats(), False),
+    ]
+    if _bench._have_numpy():
+        arr = _bench.make_numpy_8mb()
+        items.append(("numpy float64 array, 1M items, in-band", arr, False))
+        items.append(("same array, out-of-band (buffer_callback)", arr, True))
+    return items
+
+
+def _round_trips() -> bool:
+    print("1. Round trips: skypickle.dumps -> the standard library's pickle.loads")
+    print("   (protocol 5; every result is compared with the original, types included)")
+    print()
+    rows = [("payload", "skypickle", "pickle", "dumps sky", "dumps pickle", "round trip")]
+    ok = True
+    for label, obj, oob in _payloads():
+        check = _bench.same_arrays if oob or type(obj).__module__ == "numpy" else _bench.same
+        buffers: list = []
+        kwargs = {"buffer_callback": buffers.append} if oob else {}
+        try:
+            t0 = time.perf_counter()
+            data = skypickle.dumps(obj, protocol=5, **kwargs)
+            t_sky = time.perf_counter() - t0
+            back = pickle.loads(data, buffers=buffers) if oob else pickle.loads(data)
+            equal = check(obj, back)
+        except Exception as exc:
+            rows.append((label, "-", "-", "-", "-", f"FAILED: {type(exc).__name__}: {exc}"))
+            ok = False
+            continue
+        ref_buffers: list = []
+        ref_kwargs = {"buffer_callback": ref_buffers.append} if oob else {}
+        t0 = time.perf_counter()
+        ref = pickle.dumps(obj, protocol=5, **ref_kwargs)
+        t_pickle = time.perf_counter() - t0
+        sky_size = _size(len(data))
+        ref_size = _size(len(ref))
+        if oob:
+            sky_size += f" + {len(buffers)} buf {_size(sum(memoryview(b).nbytes for b in buffers))}"
+            ref_size += f" + {len(ref_buffers)} buf"
+        rows.append(
+            (
+                label,
+                sky_size,
+                ref_size,
+                f"{t_sky * 1e3:.1f} ms",
+                f"{t_pickle * 1e3:.1f} ms",
+                "equal" if equal else "DIFFERENT",
+            )
+        )
+        ok = ok and equal
+
+    # dump() to a file object and pickle.load() back.
+    label = "skypickle.dump(file) -> pickle.load(file)"
+    obj = {"records": _bench.make_dicts_20k()[:1_000], "meta": ("v1", 3, None)}
+    try:
+        f = io.BytesIO()
+        skypickle.dump(obj, f, protocol=5)
+        n = f.tell()
+        f.seek(0)
+        equal = _bench.same(obj, pickle.load(f))
+        rows.append(
+            (
+                label,
+                _size(n),
+                _size(len(pickle.dumps(obj, 5))),
+                "",
+                "",
+                "equal" if equal else "DIFFERENT",
+            )
+        )
+        ok = ok and equal
+    except Exception as exc:
+        rows.append((label, "-", "-", "", "", f"FAILED: {type(exc).__name__}: {exc}"))
+        ok = False
+
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for j, r in enumerate(rows):
+        cells = [
+            c.ljust(w) if i in (0, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ]
+        print("   " + "  ".join(cells).rstrip())
+        if j == 0:
+            print("   " + "  ".join("-" * w for w in widths))
+    print("   (single-call times here are cold and rough; the table below is the measurement)")
+    print()
+    return ok
+
+
+DEMO_CASES = [
+    "dicts_20k",
+    "instances_10k",
+    "partials_1k",
+    "ints_floats",
+    "numpy_8mb",
+    "numpy_8mb_oob",
+]
+
+
+def demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        import cloudpickle
+
+        cp = f"cloudpickle {cloudpickle.__version__}"
+    except ImportError:
+        cp = "cloudpickle not installed"
+    try:
+        import numpy
+
+        np_v = f"numpy {numpy.__version__}"
+    except ImportError:
+        np_v = "numpy not installed"
+    print(f"skypickle {skypickle.__version__} demo: cloudpickle's job, done by a pickler in Rust")
+    print(f"Python {platform.python_version()} ({platform.machine()}), {np_v}, {cp}")
+    print()
+    ok = _round_trips()
+
+    who = "pickle, cloudpickle and skypickle" if "not" not in cp else "pickle and skypickle"
+    print(f"2. Speed: dumps of {who}, interleaved, quick run (a few seconds)")
+    print()
+    results = _bench.run(cases=DEMO_CASES, quick=True, progress=args.progress)
+    for line in _bench.format_table(results).splitlines():
+        print("   " + line if line else "")
+    ok = ok and _bench.all_correct(results)
+    print()
+    print(f"{'OK' if ok else 'FAILED'}: demo finished in {time.perf_counter() - start:.1f} s")
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m skypickle", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="{demo,bench}")
+    p_demo = sub.add_parser("demo", help="show skypickle round trips and a quick timing table")
+    p_demo.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    p_bench = sub.add_parser("bench", help="benchmark dumps/loads against pickle and cloudpickle")
+    _bench.add_arguments(p_bench)
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    if args.command == "bench":
+        return _bench.run_from_args(args)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
