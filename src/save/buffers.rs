@@ -24,7 +24,14 @@ impl<'py> Dumper<'py> {
             let args = if array.is_empty() {
                 PyTuple::empty(py)
             } else {
-                PyTuple::new(py, [PyBytes::new(py, &array.to_vec())])?
+                // A new bytes object every time, as CPython makes (PyBytes::new would hand out
+                // the shared one-byte singletons, which the memo would then match).
+                let data = array.to_vec();
+                let bytes = PyBytes::new_with(py, data.len(), |buf| {
+                    buf.copy_from_slice(&data);
+                    Ok(())
+                })?;
+                PyTuple::new(py, [bytes])?
             };
             return self.save_reduce_parts(
                 &py.get_type::<PyByteArray>().into_any(),
@@ -46,9 +53,13 @@ impl<'py> Dumper<'py> {
     pub(super) fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
         if self.proto < 5 {
-            return Err(
-                pickling_error(py, "PickleBuffer can only be pickled with protocol >= 5").into(),
-            );
+            // CPython's wording, typo included before 3.13.
+            let msg = if cfg!(Py_3_13) {
+                "PickleBuffer can only be pickled with protocol >= 5"
+            } else {
+                "PickleBuffer can only pickled with protocol >= 5"
+            };
+            return Err(pickling_error(py, msg).into());
         }
         // SAFETY: `obj` is a PickleBuffer (exact type checked by dispatch). The view stays
         // valid while `obj` is alive and not released; we hold `obj` throughout.

@@ -317,16 +317,21 @@ impl<'py> Dumper<'py> {
         let mut iter = obj.try_iter()?;
         let mut index = 0;
         loop {
-            self.write(&[MARK])?;
-            let mut in_batch = 0;
+            // Take the batch before saving it: no user code runs while a set is iterated, so
+            // a reducer that mutates the set is caught by the size check below, with
+            // CPython's message, rather than by the iterator.
+            let mut batch = Vec::with_capacity(BATCHSIZE.min(size));
             for item in iter.by_ref() {
-                let item = item?;
-                self.save(&item).at(|| PathSegment::SetItem(index))?;
-                index += 1;
-                in_batch += 1;
-                if in_batch == BATCHSIZE {
+                batch.push(item?);
+                if batch.len() == BATCHSIZE {
                     break;
                 }
+            }
+            let in_batch = batch.len();
+            self.write(&[MARK])?;
+            for item in batch {
+                self.save(&item).at(|| PathSegment::SetItem(index))?;
+                index += 1;
             }
             self.write(&[ADDITEMS])?;
             if obj.len()? != size {

@@ -12,6 +12,9 @@
 //! 2. dynamically: the first instance goes through the general path, and the class is plain only
 //!    if that reduce value has exactly the shape above.
 //!
+//! Not used when the pickler has a `persistent_id`: the general path shows it the empty
+//! argument tuple too.
+//!
 //! Per instance, the instance `__dict__` must not shadow `__reduce_ex__`, `__reduce__` or
 //! `__getstate__` (attribute lookup would find those first).
 

@@ -295,7 +295,10 @@ impl<'py> Dumper<'py> {
             reducer.call1((obj,))?
         } else if obj.is_instance_of::<pyo3::types::PyType>() {
             return self.save_global(obj, None);
-        } else if self.proto >= 2 && self.save_plain_instance(obj)? {
+        } else if self.proto >= 2
+            && self.hooks.persistent_id.is_none()
+            && self.save_plain_instance(obj)?
+        {
             return Ok(());
         } else if let Some(reduce_ex) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
             reduce_ex.call1((self.proto,))?
