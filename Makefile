@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test build venv rust-test py-test lint fmt bench clean
+.PHONY: demo test build venv rust-test py-test test-matrix lint fmt bench clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ rust-test:
 	cargo test --lib --quiet
 
 py-test: build
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -q -p no:cacheprovider
 
-test: rust-test py-test
+# The other CPythons (3.9-3.13) the machine has, each in its own .venv-3.X.
+test-matrix:
+	SKIP_VERSION=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') scripts/test-matrix.sh
+
+test: rust-test py-test test-matrix
 
 lint: $(STAMP)
 	cargo fmt --check
@@ -48,4 +52,4 @@ bench: build
 	$(PY) benches/bench_dumps.py
 
 clean:
-	rm -rf $(VENV) target dist
+	rm -rf $(VENV) .venv-3.* target dist
