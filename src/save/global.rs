@@ -82,8 +82,10 @@ impl<'py> Dumper<'py> {
             .collect::<PyResult<_>>()?;
         for part in &dotted {
             if part.to_cow()? == "<locals>" {
+                // CPython's wording changed in 3.13.
+                let verb = if cfg!(Py_3_13) { "get" } else { "pickle" };
                 return Err(PyAttributeError::new_err(format!(
-                    "Can't pickle local object {}",
+                    "Can't {verb} local object {}",
                     global_name.repr()?
                 ))
                 .into());
@@ -138,15 +140,58 @@ impl<'py> Dumper<'py> {
             self.save(global_name.as_any())?;
             self.write(&[STACK_GLOBAL])?;
         } else if !parent.is(&module) {
-            // A nested name below protocol 4: getattr(parent, lastname).
-            let lastname = dotted.last().expect("split yields at least one part");
-            let args = PyTuple::new(py, [parent, lastname.clone().into_any()])?;
-            let getattr = self.lk.getattr.bind(py).clone();
-            self.save_reduce_parts(&getattr, &args, None)?;
+            self.save_nested_name(&module_name, &dotted, parent)?;
         } else {
             self.write_global_text(&module_name, global_name.as_any())?;
         }
         self.memo_put(obj)
+    }
+
+    /// A nested name (`Outer.Inner`) below protocol 4, which has no dotted globals.
+    #[cfg(not(Py_3_13))]
+    fn save_nested_name(
+        &mut self,
+        _module_name: &Bound<'py, PyAny>,
+        dotted: &[Bound<'py, PyString>],
+        parent: Bound<'py, PyAny>,
+    ) -> SaveResult {
+        // 3.9–3.12: `getattr(parent, lastname)` as a reduce, the parent saved as a global.
+        let py = self.py;
+        let lastname = dotted.last().expect("split yields at least one part");
+        let args = PyTuple::new(py, [parent, lastname.clone().into_any()])?;
+        let getattr = self.lk.getattr.bind(py).clone();
+        self.save_reduce_parts(&getattr, &args, None)
+    }
+
+    /// A nested name (`Outer.Inner`) below protocol 4, which has no dotted globals.
+    #[cfg(Py_3_13)]
+    fn save_nested_name(
+        &mut self,
+        module_name: &Bound<'py, PyAny>,
+        dotted: &[Bound<'py, PyString>],
+        _parent: Bound<'py, PyAny>,
+    ) -> SaveResult {
+        // 3.13: `getattr(getattr(Outer, "Inner"), "Deeper")`, written out: the top-level name
+        // as a GLOBAL, each step an unmemoised `getattr(prev, name)`.
+        let py = self.py;
+        let getattr = self.lk.getattr.bind(py).clone();
+        let steps = &dotted[1..];
+        for _ in steps {
+            self.save(&getattr)?;
+            if self.proto < 2 {
+                self.write(&[MARK])?;
+            }
+        }
+        self.write_global_text(module_name, dotted[0].as_any())?;
+        for name in steps {
+            self.save(name.as_any())?;
+            self.write(if self.proto < 2 {
+                &[TUPLE, REDUCE]
+            } else {
+                &[TUPLE2, REDUCE]
+            })?;
+        }
+        Ok(())
     }
 
     fn save_ext(&mut self, obj: &Bound<'py, PyAny>, code: &Bound<'py, PyAny>) -> SaveResult {
