@@ -1,10 +1,12 @@
 //! skypickle's compiled core. This file is wiring only: see ARCHITECTURE.md for the layers.
 
+pub mod by_value;
 pub mod errors;
 pub mod lookups;
 pub mod memo;
 pub mod output;
 pub mod pickler;
+pub mod rebuild;
 pub mod save;
 pub mod writer;
 
@@ -15,6 +17,28 @@ mod _skypickle {
     #[pymodule_export]
     use crate::pickler::{dump, dumps, Pickler};
 
+    // The by-value registry and the decision (cloudpickle's names).
+    #[pymodule_export]
+    use crate::by_value::lookup::{
+        list_registry_pickle_by_value, register_pickle_by_value, should_pickle_by_reference_py,
+        unregister_pickle_by_value,
+    };
+
+    // Dispatch-table reducers.
+    #[pymodule_export]
+    use crate::by_value::reducers::{
+        _cell_reduce, _classmethod_reduce, _code_reduce, _getset_descriptor_reduce, _logger_reduce,
+        _mappingproxy_reduce, _memoryview_reduce, _method_reduce, _module_reduce, _property_reduce,
+        _root_logger_reduce, _weakset_reduce,
+    };
+
+    // Wire names: the reconstructors pickles refer to. Never rename these.
+    #[pymodule_export]
+    use crate::rebuild::{
+        _builtin_type, _cell_set, _dynamic_subimport, _function_setstate, _make_cell, _make_code,
+        _make_empty_cell, _make_function, _subimport,
+    };
+
     use pyo3::prelude::*;
 
     #[pymodule_init]
@@ -24,6 +48,12 @@ mod _skypickle {
         m.add("DEFAULT_PROTOCOL", crate::pickler::DEFAULT_PROTOCOL)?;
         m.add("HIGHEST_PROTOCOL", crate::writer::opcodes::HIGHEST_PROTOCOL)?;
         crate::pickler::init_class(py, &py.get_type::<Pickler>())?;
+        let lk = crate::lookups::get(py)?;
+        crate::by_value::reducers::install(m, lk.dispatch_registry.bind(py))?;
+        m.add(
+            "_PICKLE_BY_VALUE_MODULES",
+            crate::by_value::lookup::registry(py)?,
+        )?;
         Ok(())
     }
 }

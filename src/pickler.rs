@@ -138,6 +138,8 @@ pub struct Pickler {
     proto_arg: Option<Py<PyAny>>,
     buffer_callback: Option<Py<PyAny>>,
     memo: MemoStore,
+    /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
+    globals_ref: Py<PyDict>,
 }
 
 impl Pickler {
@@ -183,7 +185,11 @@ impl Pickler {
 impl Pickler {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+    fn __new__(
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> Self {
         // Arguments are taken by __init__, so subclasses may have their own signatures.
         Pickler {
             write: None,
@@ -191,6 +197,7 @@ impl Pickler {
             proto_arg: None,
             buffer_callback: None,
             memo: MemoStore::default(),
+            globals_ref: PyDict::new(py).unbind(),
         }
     }
 
@@ -217,7 +224,7 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let lk = lookups::get(py)?;
-        let (write, proto, buffer_callback, memo) = {
+        let (write, proto, buffer_callback, memo, globals_ref) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
                 let name = slf.get_type().name()?;
@@ -232,6 +239,7 @@ impl Pickler {
                 this.protocol,
                 this.buffer_callback.as_ref().map(|c| c.clone_ref(py)),
                 memo,
+                this.globals_ref.clone_ref(py),
             )
         };
         let hooks = match Self::hooks(slf, lk) {
@@ -250,6 +258,7 @@ impl Pickler {
             buffer_callback.map(|c| c.into_bound(py)),
             Some(write.into_bound(py)),
         );
+        dumper.globals_ref = globals_ref.into_bound(py);
         let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
         let memo = std::mem::take(&mut dumper.memo).into_store();
         drop(dumper);
@@ -266,10 +275,21 @@ impl Pickler {
         self.memo = MemoStore::default();
     }
 
-    /// The reducer cloudpickle consults before the dispatch table. The base pickler has
-    /// nothing to add for ordinary objects, so it returns `NotImplemented`.
-    fn reducer_override(&self, py: Python<'_>, _obj: &Bound<'_, PyAny>) -> Py<PyAny> {
-        py.NotImplemented()
+    /// cloudpickle's hook, consulted before the dispatch table: the by-value reduce value of
+    /// a function or class that cannot be imported by the loader, else `NotImplemented`.
+    /// Subclasses that override it can call it with `super().reducer_override(obj)`.
+    fn reducer_override<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = obj.py();
+        match crate::by_value::reducer_override(obj, self.globals_ref.bind(py))? {
+            Some(rv) => Ok(rv.into_any().unbind()),
+            None => Ok(py.NotImplemented()),
+        }
+    }
+
+    /// cloudpickle's `globals_ref` (id of a function's globals -> its base globals dict).
+    #[getter]
+    fn globals_ref(&self, py: Python<'_>) -> Py<PyDict> {
+        self.globals_ref.clone_ref(py)
     }
 
     /// The protocol as passed to the constructor (cloudpickle's `proto` attribute).
@@ -294,6 +314,7 @@ impl Pickler {
         for obj in self.memo.objects() {
             visit.call(obj)?;
         }
+        visit.call(&self.globals_ref)?;
         Ok(())
     }
 

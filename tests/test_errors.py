@@ -94,8 +94,40 @@ ERROR_CASES = {
 }
 
 
+# Objects `pickle` refuses but cloudpickle pickles: functions the loader cannot import by
+# name (by value), modules (by name), memoryviews (as bytes). skypickle must accept them like
+# cloudpickle does; they are checked against cloudpickle instead of pickle.
+BY_VALUE_CASES = {
+    "local_function",
+    "module_lambda",
+    "global_not_found",
+    "global_not_the_same_object",
+    "module_object",
+    "memoryview",
+}
+
+
 @pytest.mark.parametrize("proto", P)
-@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+@pytest.mark.parametrize("case", sorted(BY_VALUE_CASES))
+def test_cloudpickle_cases_that_pickle_refuses(case, proto):
+    import cloudpickle
+
+    obj = ERROR_CASES[case]()
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(obj, protocol=proto)
+    via_cloudpickle = pickle.loads(cloudpickle.dumps(obj, protocol=proto))
+    loaded = pickle.loads(skypickle.dumps(obj, protocol=proto))
+    assert type(loaded) is type(via_cloudpickle)
+    if isinstance(obj, types.FunctionType):
+        assert loaded is not obj
+        assert loaded.__qualname__ == obj.__qualname__
+    else:
+        assert loaded == via_cloudpickle
+    assert_healthy()
+
+
+@pytest.mark.parametrize("proto", P)
+@pytest.mark.parametrize("case", sorted(set(ERROR_CASES) - BY_VALUE_CASES))
 def test_error_differential(case, proto):
     obj = ERROR_CASES[case]()
     try:
@@ -347,7 +379,7 @@ def test_very_deep_nesting_with_high_recursion_limit(run_in_subprocess):
 
 
 def test_healthy_after_every_kind_of_error():
-    for case in ("lock", "reduce_returns_int", "reduce_ex_raises", "global_not_found"):
+    for case in ("lock", "reduce_returns_int", "reduce_ex_raises", "missing_module"):
         obj = ERROR_CASES[case]()
         with pytest.raises((TypeError, pickle.PicklingError, KeyError)):
             skypickle.dumps(obj)

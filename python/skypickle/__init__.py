@@ -9,7 +9,21 @@ from __future__ import annotations
 import pickle as _pickle
 
 from . import _skypickle
-from ._skypickle import DEFAULT_PROTOCOL, Pickler, dump, dumps
+from ._skypickle import (
+    _PICKLE_BY_VALUE_MODULES as _PICKLE_BY_VALUE_MODULES,
+)
+from ._skypickle import (
+    DEFAULT_PROTOCOL,
+    Pickler,
+    dump,
+    dumps,
+    list_registry_pickle_by_value,
+    register_pickle_by_value,
+    unregister_pickle_by_value,
+)
+from ._skypickle import (
+    _should_pickle_by_reference as _should_pickle_by_reference,
+)
 
 __version__: str = _skypickle.__version__
 
@@ -29,4 +43,7 @@ __all__ = [
     "dump",
     "load",
     "DEFAULT_PROTOCOL",
+    "register_pickle_by_value",
+    "unregister_pickle_by_value",
+    "list_registry_pickle_by_value",
 ]

@@ -62,6 +62,9 @@ pub struct Dumper<'py> {
     pub buffer_callback: Option<Bound<'py, PyAny>>,
     /// `file.write` when dumping to a file: completed frames and large payloads go there.
     pub file_write: Option<Bound<'py, PyAny>>,
+    /// cloudpickle's `globals_ref`: id(function globals) -> the base globals dict written for
+    /// functions of that namespace (shared by all of them within this pickler).
+    pub globals_ref: Bound<'py, PyDict>,
     depth: usize,
     max_depth: usize,
     plain_classes: instance::PlainClasses,
@@ -89,6 +92,7 @@ impl<'py> Dumper<'py> {
             hooks,
             buffer_callback,
             file_write,
+            globals_ref: PyDict::new(py),
             depth: 0,
             plain_classes: instance::PlainClasses::default(),
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
@@ -283,6 +287,15 @@ impl<'py> Dumper<'py> {
             let rv = hook.call1((obj,))?;
             if !rv.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
+            }
+        } else if tp == types.function
+            || tp == types.type_
+            || obj.is_instance_of::<pyo3::types::PyType>()
+        {
+            // cloudpickle's reducer_override, natively: functions and classes that must travel
+            // by value.
+            if let Some(rv) = crate::by_value::reducer_override(obj, &self.globals_ref)? {
+                return self.save_reduce(&rv, Some(obj));
             }
         }
         if tp == types.type_ {

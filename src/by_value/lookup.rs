@@ -1,0 +1,201 @@
+//! The by-reference decision, as cloudpickle makes it: `whichmodule`,
+//! `lookup_module_and_qualname`, the `register_pickle_by_value` registry and
+//! `should_pickle_by_reference`.
+
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyFunction, PyModule, PySet, PyString, PyType};
+
+/// The names of modules registered for pickling by value (cloudpickle's
+/// `_PICKLE_BY_VALUE_MODULES`): a plain Python set, exposed as
+/// `skypickle._PICKLE_BY_VALUE_MODULES` and re-read at every use, so code that edits it
+/// directly (as some integrations do with cloudpickle's) is honoured.
+static REGISTRY: PyOnceLock<Py<PySet>> = PyOnceLock::new();
+
+pub fn registry(py: Python<'_>) -> PyResult<&Bound<'_, PySet>> {
+    REGISTRY
+        .get_or_try_init(py, || PySet::empty(py).map(Bound::unbind))
+        .map(|s| s.bind(py))
+}
+
+fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    Ok(py
+        .import("sys")?
+        .getattr("modules")?
+        .cast_into::<PyDict>()?)
+}
+
+fn module_repr_error(module: &Bound<'_, PyAny>) -> PyResult<PyErr> {
+    Ok(PyValueError::new_err(format!(
+        "Input should be a module object, got {} instead",
+        module.str()?
+    )))
+}
+
+/// `register_pickle_by_value(module)`: pickle the module's functions and classes (and those
+/// of its submodules) by value, even though they are importable.
+#[pyfunction]
+pub fn register_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = module.py();
+    if !module.is_instance_of::<PyModule>() {
+        return Err(module_repr_error(module)?);
+    }
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?;
+    if !sys_modules(py)?.contains(&name)? {
+        return Err(PyValueError::new_err(format!(
+            "{} was not imported correctly, have you used an `import` statement to access it?",
+            module.repr()?
+        )));
+    }
+    registry(py)?.add(name)
+}
+
+/// `unregister_pickle_by_value(module)`: undo `register_pickle_by_value`.
+#[pyfunction]
+pub fn unregister_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = module.py();
+    if !module.is_instance_of::<PyModule>() {
+        return Err(module_repr_error(module)?);
+    }
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?;
+    let registry = registry(py)?;
+    if !registry.contains(&name)? {
+        return Err(PyValueError::new_err(format!(
+            "{} is not registered for pickle by value",
+            module.str()?
+        )));
+    }
+    registry.discard(name).map(|_| ())
+}
+
+/// `list_registry_pickle_by_value()`: a copy of the registered module names.
+#[pyfunction]
+pub fn list_registry_pickle_by_value(py: Python<'_>) -> PyResult<Bound<'_, PySet>> {
+    PySet::new(py, registry(py)?.iter())
+}
+
+/// Whether `module` (by its `__name__`) or one of its parent packages is registered.
+pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = module.py();
+    let registry = registry(py)?;
+    if registry.is_empty() {
+        return Ok(false);
+    }
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?;
+    let name = name.cast::<PyString>()?.to_cow()?.into_owned();
+    let mut prefix = name.as_str();
+    loop {
+        if registry.contains(prefix)? {
+            return Ok(true);
+        }
+        match prefix.rfind('.') {
+            Some(dot) => prefix = &prefix[..dot],
+            None => return Ok(false),
+        }
+    }
+}
+
+/// `getattr` along a dotted path; a `<locals>` step is an AttributeError.
+pub fn getattribute<'py>(obj: &Bound<'py, PyAny>, dotted: &str) -> PyResult<Bound<'py, PyAny>> {
+    let mut current = obj.clone();
+    for part in dotted.split('.') {
+        if part == "<locals>" {
+            return Err(PyAttributeError::new_err(format!(
+                "Can't get local attribute {dotted:?} on {}",
+                obj.repr()?
+            )));
+        }
+        current = current.getattr(part)?;
+    }
+    Ok(current)
+}
+
+/// cloudpickle's `_whichmodule`: `__module__` when set, else the first module in
+/// `sys.modules` (not `__main__`) that has the object at `name`; `None` when none does.
+fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
+    if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
+        if !module_name.is_none() {
+            return Ok(Some(module_name));
+        }
+    }
+    let snapshot = sys_modules(py)?.copy()?;
+    for (module_name, module) in snapshot.iter() {
+        if let Ok(text) = module_name.cast::<PyString>() {
+            let text = text.to_cow()?;
+            if text == "__main__" || text == "__mp_main__" {
+                continue;
+            }
+        }
+        if !module.is_instance_of::<PyModule>() {
+            continue;
+        }
+        // Faulty modules (whose attribute access raises anything) are skipped.
+        if let Ok(found) = getattribute(&module, name) {
+            if found.is(obj) {
+                return Ok(Some(module_name));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// cloudpickle's `_lookup_module_and_qualname`: the module an object can be imported from
+/// under its qualified name, or `None` if it cannot (then it travels by value).
+pub fn lookup_module_and_qualname<'py>(
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    let py = obj.py();
+    let name = match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
+        Some(n) => n,
+        None => obj.getattr(pyo3::intern!(py, "__name__"))?,
+    };
+    let name = name.str()?.to_cow()?.into_owned();
+    let Some(module_name) = whichmodule(obj, &name)? else {
+        return Ok(None);
+    };
+    if let Ok(text) = module_name.cast::<PyString>() {
+        if text.to_cow()? == "__main__" {
+            return Ok(None);
+        }
+    }
+    let Some(module) = sys_modules(py)?.get_item(&module_name)? else {
+        return Ok(None);
+    };
+    match getattribute(&module, &name) {
+        Ok(found) if found.is(obj) => Ok(Some((module, name))),
+        Ok(_) => Ok(None),
+        Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// cloudpickle's `_should_pickle_by_reference`, for functions, classes and modules.
+pub fn should_pickle_by_reference(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    if obj.is_instance_of::<PyFunction>() || obj.is_instance_of::<PyType>() {
+        return match lookup_module_and_qualname(obj)? {
+            None => Ok(false),
+            Some((module, _)) => Ok(!is_registered_pickle_by_value(&module)?),
+        };
+    }
+    if obj.is_instance_of::<PyModule>() {
+        if is_registered_pickle_by_value(obj)? {
+            return Ok(false);
+        }
+        let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
+        return sys_modules(py)?.contains(name);
+    }
+    Err(PyTypeError::new_err(format!(
+        "cannot check importability of {} instances",
+        obj.get_type().name()?
+    )))
+}
+
+/// `_should_pickle_by_reference(obj)`, exposed for cloudpickle's test-suite surface.
+#[pyfunction]
+#[pyo3(name = "_should_pickle_by_reference")]
+pub fn should_pickle_by_reference_py(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    should_pickle_by_reference(obj)
+}

@@ -1,0 +1,212 @@
+//! cloudpickle's dispatch-table reducers: objects of these exact types are reduced here.
+//! They live in `Pickler._dispatch_table` (the first map of `Pickler.dispatch_table`), where
+//! subclasses can see, replace or extend them.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyModule, PyTuple};
+
+use super::code::code_reduce;
+use super::lookup::should_pickle_by_reference;
+use crate::rebuild::{cell_type, wire};
+
+fn reduce_value<'py>(
+    py: Python<'py>,
+    callable: Bound<'py, PyAny>,
+    args: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [callable, PyTuple::new(py, args)?.into_any()])
+}
+
+/// Cells: an empty cell, memoised, then filled by `_cell_set` (so a cell may contain
+/// something that refers back to it, and a cell shared by two closures stays shared).
+#[pyfunction]
+pub fn _cell_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let w = wire(py)?;
+    let make_empty = w.make_empty_cell.bind(py).clone();
+    match obj.getattr(pyo3::intern!(py, "cell_contents")) {
+        Err(_) => reduce_value(py, make_empty, vec![]),
+        Ok(contents) => PyTuple::new(
+            py,
+            [
+                make_empty,
+                PyTuple::empty(py).into_any(),
+                contents,
+                py.None().into_bound(py),
+                py.None().into_bound(py),
+                w.cell_set.bind(py).clone(),
+            ],
+        ),
+    }
+}
+
+#[pyfunction]
+pub fn _code_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    code_reduce(obj)
+}
+
+/// Modules: importable ones by name; others (not in `sys.modules`, or registered for
+/// pickling by value) with their namespace, minus `__builtins__`.
+#[pyfunction]
+pub fn _module_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let w = wire(py)?;
+    let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
+    if should_pickle_by_reference(obj)? {
+        return reduce_value(py, w.subimport.bind(py).clone(), vec![name]);
+    }
+    let vars = obj.cast::<PyModule>()?.dict().copy()?;
+    if vars.contains("__builtins__")? {
+        vars.del_item("__builtins__")?;
+    }
+    reduce_value(
+        py,
+        w.dynamic_subimport.bind(py).clone(),
+        vec![name, vars.into_any()],
+    )
+}
+
+/// Bound methods: `MethodType(func, self)`.
+#[pyfunction]
+pub fn _method_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    reduce_value(
+        py,
+        obj.get_type().into_any(),
+        vec![
+            obj.getattr(pyo3::intern!(py, "__func__"))?,
+            obj.getattr(pyo3::intern!(py, "__self__"))?,
+        ],
+    )
+}
+
+/// Raw `classmethod` / `staticmethod` objects (as found in a class `__dict__`).
+#[pyfunction]
+pub fn _classmethod_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    reduce_value(
+        py,
+        obj.get_type().into_any(),
+        vec![obj.getattr(pyo3::intern!(py, "__func__"))?],
+    )
+}
+
+#[pyfunction]
+pub fn _property_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let property = py.import("builtins")?.getattr("property")?;
+    reduce_value(
+        py,
+        property,
+        vec![
+            obj.getattr("fget")?,
+            obj.getattr("fset")?,
+            obj.getattr("fdel")?,
+            obj.getattr("__doc__")?,
+        ],
+    )
+}
+
+#[pyfunction]
+pub fn _mappingproxy_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let copy = PyDict::new(py);
+    copy.update(obj.cast::<pyo3::types::PyMapping>()?)?;
+    reduce_value(py, obj.get_type().into_any(), vec![copy.into_any()])
+}
+
+/// getset descriptors (`float.real`): `getattr(owner, name)`.
+#[pyfunction]
+pub fn _getset_descriptor_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let getattr = py.import("builtins")?.getattr("getattr")?;
+    reduce_value(
+        py,
+        getattr,
+        vec![
+            obj.getattr(pyo3::intern!(py, "__objclass__"))?,
+            obj.getattr(pyo3::intern!(py, "__name__"))?,
+        ],
+    )
+}
+
+/// `memoryview` loads as `bytes` (cloudpickle's behaviour).
+#[pyfunction]
+pub fn _memoryview_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let bytes = py.import("builtins")?.getattr("bytes")?;
+    reduce_value(py, bytes, vec![obj.call_method0("tobytes")?])
+}
+
+#[pyfunction]
+pub fn _weakset_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let members = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+    reduce_value(py, obj.get_type().into_any(), vec![members.into_any()])
+}
+
+#[pyfunction]
+pub fn _logger_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let get_logger = py.import("logging")?.getattr("getLogger")?;
+    reduce_value(py, get_logger, vec![obj.getattr("name")?])
+}
+
+#[pyfunction]
+pub fn _root_logger_reduce<'py>(
+    py: Python<'py>,
+    _obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let get_logger = py.import("logging")?.getattr("getLogger")?;
+    reduce_value(py, get_logger, vec![])
+}
+
+/// Register the reducers in `registry` (`Pickler._dispatch_table`) under their exact types.
+pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = m.py();
+    let types = py.import("types")?;
+    let builtins = py.import("builtins")?;
+    let logging = py.import("logging")?;
+    let entries: Vec<(Bound<'_, PyAny>, &str)> = vec![
+        (cell_type(py)?.clone().into_any(), "_cell_reduce"),
+        (types.getattr("CodeType")?, "_code_reduce"),
+        (types.getattr("ModuleType")?, "_module_reduce"),
+        (types.getattr("MethodType")?, "_method_reduce"),
+        (builtins.getattr("classmethod")?, "_classmethod_reduce"),
+        (builtins.getattr("staticmethod")?, "_classmethod_reduce"),
+        (builtins.getattr("property")?, "_property_reduce"),
+        (types.getattr("MappingProxyType")?, "_mappingproxy_reduce"),
+        (
+            types.getattr("GetSetDescriptorType")?,
+            "_getset_descriptor_reduce",
+        ),
+        (builtins.getattr("memoryview")?, "_memoryview_reduce"),
+        (py.import("weakref")?.getattr("WeakSet")?, "_weakset_reduce"),
+        (logging.getattr("Logger")?, "_logger_reduce"),
+        (logging.getattr("RootLogger")?, "_root_logger_reduce"),
+    ];
+    for (cls, name) in entries {
+        registry.set_item(cls, m.getattr(name)?)?;
+    }
+    Ok(())
+}

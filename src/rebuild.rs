@@ -1,0 +1,215 @@
+//! The load side: reconstructors that skypickle's pickles call, by name, when loaded with
+//! `pickle.loads`.
+//!
+//! Their names are a **wire format**: a pickle refers to each as `skypickle._skypickle.<name>`.
+//! Once released they are never renamed (only aliased). Every reconstructor checks its
+//! arguments, so a forged or corrupted pickle gets a `TypeError`/`ValueError`, never a crash.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyCode, PyDict, PyFunction, PyModule, PyString, PyTuple, PyType};
+
+/// The Python version tag code objects are pickled with ("3.11"): code objects only load on
+/// the minor version that made them.
+pub fn python_tag(py: Python<'_>) -> String {
+    let v = py.version_info();
+    format!("{}.{}", v.major, v.minor)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn expect<'py, T: pyo3::type_object::PyTypeCheck>(
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+    expected: &str,
+) -> PyResult<Bound<'py, T>> {
+    obj.cast::<T>().cloned().map_err(|_| {
+        PyTypeError::new_err(format!("{what} must be {expected}, not {}", type_name(obj)))
+    })
+}
+
+/// `_make_code(version, args)`: a code object, from `CodeType`'s positional arguments.
+#[pyfunction]
+pub fn _make_code<'py>(
+    py: Python<'py>,
+    version: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let version = expect::<PyString>(version, "_make_code() version", "a str")?;
+    let here = python_tag(py);
+    if version.to_cow()? != here.as_str() {
+        return Err(PyValueError::new_err(format!(
+            "this pickle contains a function compiled by CPython {version}; it can only be \
+             loaded by CPython {version}, not by CPython {here} (code objects do not move \
+             between Python versions)"
+        )));
+    }
+    let args = expect::<PyTuple>(args, "_make_code() args", "a tuple")?;
+    py.get_type::<PyCode>().call1(args)
+}
+
+/// `_make_function(code, globals, name, defaults, closure)`: a function object. Its
+/// attributes arrive later, through `_function_setstate`.
+#[pyfunction]
+pub fn _make_function<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+    globals: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    defaults: &Bound<'py, PyAny>,
+    closure: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    expect::<PyCode>(code, "_make_function() code", "a code object")?;
+    expect::<PyDict>(globals, "_make_function() globals", "a dict")?;
+    let function_type = py.get_type::<PyFunction>();
+    function_type.call1((code, globals, name, defaults, closure))
+}
+
+/// `_function_setstate(func, (state, slotstate))`: restore a function's `__dict__`, the
+/// globals it uses, and its attributes.
+#[pyfunction]
+pub fn _function_setstate<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    state: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    let func = expect::<PyFunction>(func, "_function_setstate() func", "a function")?;
+    let state = expect::<PyTuple>(state, "_function_setstate() state", "a tuple")?;
+    if state.len() != 2 {
+        return Err(PyValueError::new_err(
+            "_function_setstate() state must be a (dict, slotstate) pair",
+        ));
+    }
+    let dict_state = expect::<PyDict>(&state.get_item(0)?, "function state", "a dict")?;
+    let slotstate =
+        expect::<PyDict>(&state.get_item(1)?, "function slotstate", "a dict")?.copy()?;
+    let func_dict = func.getattr(pyo3::intern!(py, "__dict__"))?;
+    func_dict.call_method1(pyo3::intern!(py, "update"), (dict_state,))?;
+    let func_globals = func.getattr(pyo3::intern!(py, "__globals__"))?;
+    if let Some(globals) = slotstate.get_item("__globals__")? {
+        slotstate.del_item("__globals__")?;
+        let globals = expect::<PyDict>(&globals, "function __globals__ state", "a dict")?;
+        func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
+    }
+    // Imported only to make the loader import them (submodules the code reaches as attributes).
+    if slotstate.contains("_skypickle_submodules")? {
+        slotstate.del_item("_skypickle_submodules")?;
+    }
+    let builtins = py.import("builtins")?.dict();
+    func_globals.set_item(pyo3::intern!(py, "__builtins__"), builtins)?;
+    for (key, value) in slotstate.iter() {
+        let key = expect::<PyString>(&key, "function attribute name", "a str")?;
+        func.setattr(&key, value)?;
+    }
+    Ok(())
+}
+
+static CELL_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+pub fn cell_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    CELL_TYPE.import(py, "types", "CellType")
+}
+
+/// `_make_empty_cell()`: a new cell with no contents.
+#[pyfunction]
+pub fn _make_empty_cell(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    cell_type(py)?.call0()
+}
+
+/// `_make_cell(value)`: a new cell holding `value`.
+#[pyfunction]
+pub fn _make_cell<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    cell_type(py)?.call1((value,))
+}
+
+/// `_cell_set(cell, value)`: fill a cell (the state setter of a pickled cell).
+#[pyfunction]
+pub fn _cell_set<'py>(
+    py: Python<'py>,
+    cell: &Bound<'py, PyAny>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    if !cell.get_type().is(cell_type(py)?) {
+        return Err(PyTypeError::new_err(format!(
+            "_cell_set() cell must be a cell, not {}",
+            type_name(cell)
+        )));
+    }
+    cell.setattr(pyo3::intern!(py, "cell_contents"), value)
+}
+
+/// `_subimport(name)`: the module `name`, imported (dotted names give the submodule).
+#[pyfunction]
+pub fn _subimport<'py>(py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let name = expect::<PyString>(name, "_subimport() name", "a str")?;
+    py.import("importlib")?
+        .call_method1(pyo3::intern!(py, "import_module"), (name,))
+}
+
+/// `_dynamic_subimport(name, vars)`: a module that exists in no `sys.modules`, rebuilt.
+#[pyfunction]
+pub fn _dynamic_subimport<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyAny>,
+    vars: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyModule>> {
+    let name = expect::<PyString>(name, "_dynamic_subimport() name", "a str")?;
+    let vars = expect::<PyDict>(vars, "_dynamic_subimport() vars", "a dict")?;
+    let module = PyModule::new(py, &name.to_cow()?)?;
+    let dict = module.dict();
+    dict.update(vars.as_mapping())?;
+    dict.set_item("__builtins__", py.import("builtins")?.dict())?;
+    Ok(module)
+}
+
+/// `_builtin_type(name)`: a type from the `types` module that has no importable name of its
+/// own (`types.CodeType`, `types.FunctionType`, ...).
+#[pyfunction]
+pub fn _builtin_type<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = expect::<PyString>(name, "_builtin_type() name", "a str")?;
+    let value = py.import("types")?.getattr(&name)?;
+    if !value.is_instance_of::<PyType>() {
+        return Err(PyValueError::new_err(format!("types.{name} is not a type")));
+    }
+    Ok(value)
+}
+
+/// The reconstructor objects, looked up once from the compiled module.
+pub struct Wire {
+    pub make_code: Py<PyAny>,
+    pub make_function: Py<PyAny>,
+    pub function_setstate: Py<PyAny>,
+    pub make_empty_cell: Py<PyAny>,
+    pub cell_set: Py<PyAny>,
+    pub subimport: Py<PyAny>,
+    pub dynamic_subimport: Py<PyAny>,
+    pub builtin_type: Py<PyAny>,
+}
+
+static WIRE: PyOnceLock<Wire> = PyOnceLock::new();
+
+pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
+    WIRE.get_or_try_init(py, || {
+        let m = py.import("skypickle._skypickle")?;
+        let get = |name: &str| m.getattr(name).map(Bound::unbind);
+        Ok(Wire {
+            make_code: get("_make_code")?,
+            make_function: get("_make_function")?,
+            function_setstate: get("_function_setstate")?,
+            make_empty_cell: get("_make_empty_cell")?,
+            cell_set: get("_cell_set")?,
+            subimport: get("_subimport")?,
+            dynamic_subimport: get("_dynamic_subimport")?,
+            builtin_type: get("_builtin_type")?,
+        })
+    })
+}
