@@ -35,8 +35,9 @@ mod _skypickle {
     // Wire names: the reconstructors pickles refer to. Never rename these.
     #[pymodule_export]
     use crate::rebuild::{
-        _builtin_type, _cell_set, _dynamic_subimport, _function_setstate, _make_cell, _make_code,
-        _make_empty_cell, _make_function, _subimport,
+        _builtin_type, _cell_set, _class_setstate, _dynamic_subimport, _function_setstate,
+        _make_cell, _make_code, _make_empty_cell, _make_function, _make_skeleton_class,
+        _make_skeleton_enum, _subimport,
     };
 
     use pyo3::prelude::*;

@@ -183,6 +183,136 @@ pub fn _builtin_type<'py>(
     Ok(value)
 }
 
+fn intern_keys<'py>(py: Python<'py>, dict: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let interned = PyDict::new(py);
+    for (key, value) in dict.iter() {
+        match key.cast::<PyString>() {
+            Ok(k) => interned.set_item(PyString::intern(py, &k.to_cow()?), value)?,
+            Err(_) => interned.set_item(key, value)?,
+        }
+    }
+    Ok(interned)
+}
+
+/// `_make_skeleton_class(metaclass, name, bases, type_kwargs, tracker_id, extra)`: an empty
+/// class (its namespace arrives through `_class_setstate`), or the class already loaded under
+/// `tracker_id` in this process.
+#[pyfunction]
+pub fn _make_skeleton_class<'py>(
+    py: Python<'py>,
+    type_constructor: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    bases: &Bound<'py, PyAny>,
+    type_kwargs: &Bound<'py, PyAny>,
+    class_tracker_id: &Bound<'py, PyAny>,
+    extra: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let _ = extra;
+    expect::<PyType>(
+        type_constructor,
+        "_make_skeleton_class() metaclass",
+        "a type",
+    )?;
+    let name = expect::<PyString>(name, "_make_skeleton_class() name", "a str")?;
+    let bases = expect::<PyTuple>(bases, "_make_skeleton_class() bases", "a tuple")?;
+    let type_kwargs =
+        expect::<PyDict>(type_kwargs, "_make_skeleton_class() type_kwargs", "a dict")?;
+    // What types.new_class does: resolve __mro_entries__, pick the metaclass, __prepare__.
+    let types = py.import("types")?;
+    let resolved = types.call_method1("resolve_bases", (&bases,))?;
+    let kwds = PyDict::new(py);
+    kwds.set_item("metaclass", type_constructor)?;
+    let prepared = types
+        .call_method1("prepare_class", (&name, &resolved, kwds))?
+        .cast_into::<PyTuple>()?;
+    let (meta, namespace, meta_kwds) = (
+        prepared.get_item(0)?,
+        prepared.get_item(1)?,
+        prepared.get_item(2)?.cast_into::<PyDict>()?,
+    );
+    for (key, value) in intern_keys(py, &type_kwargs)?.iter() {
+        namespace.set_item(key, value)?;
+    }
+    if !resolved.is(&bases) {
+        namespace.set_item("__orig_bases__", &bases)?;
+    }
+    let skeleton = meta.call((&name, &resolved, namespace), Some(&meta_kwds))?;
+    crate::by_value::tracker::lookup_class_or_track(class_tracker_id, skeleton)
+}
+
+/// `_make_skeleton_enum(bases, name, qualname, members, module, tracker_id, extra)`: the enum
+/// class with its members; the rest of its namespace arrives through `_class_setstate`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn _make_skeleton_enum<'py>(
+    _py: Python<'py>,
+    bases: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    qualname: &Bound<'py, PyAny>,
+    members: &Bound<'py, PyAny>,
+    module: &Bound<'py, PyAny>,
+    class_tracker_id: &Bound<'py, PyAny>,
+    extra: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let _ = extra;
+    let bases = expect::<PyTuple>(bases, "_make_skeleton_enum() bases", "a tuple")?;
+    let name = expect::<PyString>(name, "_make_skeleton_enum() name", "a str")?;
+    let members = expect::<PyDict>(members, "_make_skeleton_enum() members", "a dict")?;
+    if bases.is_empty() {
+        return Err(PyValueError::new_err(
+            "_make_skeleton_enum() needs at least one base",
+        ));
+    }
+    let enum_base = bases.get_item(bases.len() - 1)?;
+    let metaclass = enum_base.get_type();
+    let classdict = metaclass.call_method1("__prepare__", (&name, &bases))?;
+    for (member_name, value) in members.iter() {
+        classdict.set_item(member_name, value)?;
+    }
+    let new = metaclass.getattr("__new__")?;
+    let enum_class = new.call1((&metaclass, &name, &bases, classdict))?;
+    enum_class.setattr("__module__", module)?;
+    enum_class.setattr("__qualname__", qualname)?;
+    crate::by_value::tracker::lookup_class_or_track(class_tracker_id, enum_class)
+}
+
+/// `_class_setstate(cls, (class_dict, slotstate))`: fill a skeleton's namespace and restore
+/// its registered ABC subclasses.
+#[pyfunction]
+pub fn _class_setstate<'py>(
+    _py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    state: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    expect::<PyType>(obj, "_class_setstate() class", "a type")?;
+    let state = expect::<PyTuple>(state, "_class_setstate() state", "a tuple")?;
+    if state.len() != 2 {
+        return Err(PyValueError::new_err(
+            "_class_setstate() state must be a (class_dict, slotstate) pair",
+        ));
+    }
+    let clsdict = expect::<PyDict>(&state.get_item(0)?, "class state", "a dict")?;
+    let mut registry = None;
+    for (key, value) in clsdict.iter() {
+        let key = expect::<PyString>(&key, "class attribute name", "a str")?;
+        if key.to_cow()? == "_abc_impl" {
+            registry = Some(value);
+        } else {
+            obj.setattr(&key, value)?;
+        }
+    }
+    // 3.13: assigning __module__ drops __firstlineno__; put it back.
+    if let Some(first_line) = clsdict.get_item("__firstlineno__")? {
+        obj.setattr("__firstlineno__", first_line)?;
+    }
+    if let Some(registry) = registry {
+        for subclass in registry.try_iter()? {
+            obj.call_method1("register", (subclass?,))?;
+        }
+    }
+    Ok(obj.clone())
+}
+
 /// The reconstructor objects, looked up once from the compiled module.
 pub struct Wire {
     pub make_code: Py<PyAny>,
@@ -193,6 +323,9 @@ pub struct Wire {
     pub subimport: Py<PyAny>,
     pub dynamic_subimport: Py<PyAny>,
     pub builtin_type: Py<PyAny>,
+    pub make_skeleton_class: Py<PyAny>,
+    pub make_skeleton_enum: Py<PyAny>,
+    pub class_setstate: Py<PyAny>,
 }
 
 static WIRE: PyOnceLock<Wire> = PyOnceLock::new();
@@ -210,6 +343,9 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             subimport: get("_subimport")?,
             dynamic_subimport: get("_dynamic_subimport")?,
             builtin_type: get("_builtin_type")?,
+            make_skeleton_class: get("_make_skeleton_class")?,
+            make_skeleton_enum: get("_make_skeleton_enum")?,
+            class_setstate: get("_class_setstate")?,
         })
     })
 }

@@ -476,12 +476,17 @@ def test_dispatch_reducer_exception_propagates():
         del skypickle.Pickler.dispatch[objects.Vec]
 
 
-def test_dispatch_reducer_for_a_class_object():
-    # A reducer registered for a metaclass applies to classes with that metaclass.
-    class Meta(type):
-        pass
+class _DispatchMeta(type):
+    pass
 
-    Cls = Meta("Cls", (), {})
+
+_DispatchCls = _DispatchMeta("_DispatchCls", (), {"__module__": __name__})
+
+
+def test_dispatch_reducer_for_a_class_object():
+    # A reducer registered for a metaclass applies to (importable) classes with that metaclass.
+    # A class the loader cannot import would be pickled by value first, as cloudpickle does.
+    Meta, Cls = _DispatchMeta, _DispatchCls
 
     def reduce_cls(c):
         return (str, ("class replaced",))

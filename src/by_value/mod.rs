@@ -6,10 +6,12 @@
 //! the normal path (a global by reference) proceed. The special reducers of cloudpickle's
 //! dispatch table (cells, code, modules, methods, ...) are in `reducers`.
 
+pub mod class;
 pub mod code;
 pub mod function;
 pub mod lookup;
 pub mod reducers;
+pub mod tracker;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -36,6 +38,29 @@ fn builtin_type_names(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
         .map(|d| d.bind(py))
 }
 
+/// The deallocator every class created by `type.__new__` has (CPython's `subtype_dealloc`),
+/// read off a class made for the purpose.
+static PYTHON_CLASS_DEALLOC: PyOnceLock<usize> = PyOnceLock::new();
+
+/// Whether `cls` was created by a class statement (or `type(...)`, `types.new_class`, ...),
+/// as opposed to by C code: only those can be rebuilt from their namespace.
+fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = cls.py();
+    let dealloc_of = |t: &Bound<'_, PyType>| -> usize {
+        // SAFETY: reading a slot of a live type object.
+        unsafe { (*t.as_type_ptr()).tp_dealloc.map_or(0, |f| f as usize) }
+    };
+    let expected = PYTHON_CLASS_DEALLOC.get_or_try_init(py, || -> PyResult<usize> {
+        let probe = py.get_type::<PyType>().call1((
+            "_skypickle_probe",
+            PyTuple::empty(py),
+            PyDict::new(py),
+        ))?;
+        Ok(dealloc_of(probe.cast::<PyType>()?))
+    })?;
+    Ok(dealloc_of(cls) == *expected)
+}
+
 /// cloudpickle's `reducer_override`: a reduce value for `obj`, or `None` for "not mine".
 pub fn reducer_override<'py>(
     obj: &Bound<'py, PyAny>,
@@ -53,8 +78,7 @@ pub fn reducer_override<'py>(
     Ok(None)
 }
 
-/// Classes: the `types` module's classes by name; dynamic classes by value (not yet:
-/// they still go by reference, as `pickle` does).
+/// Classes: the `types` module's classes by name; classes the loader cannot import, by value.
 fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = obj.py();
     if let Some(name) = builtin_type_names(py)?.get_item(obj)? {
@@ -70,6 +94,12 @@ fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTu
                 [builtin_type, PyTuple::new(py, [name])?.into_any()],
             )?));
         }
+        return Ok(None);
     }
-    Ok(None)
+    // A class implemented in C cannot be rebuilt from its namespace: instead of a pickle that
+    // fails to load (cloudpickle's behaviour), let `pickle`'s by-reference path report it now.
+    if !is_python_class(obj.cast::<PyType>()?)? || lookup::should_pickle_by_reference(obj)? {
+        return Ok(None);
+    }
+    class::dynamic_class_reduce(obj).map(Some)
 }

@@ -1,0 +1,235 @@
+//! Classes by value: a skeleton built first (so the class is memoised before anything in its
+//! namespace, which may refer back to it, is saved), then its namespace as state.
+//!
+//! Reduce value:
+//! `(_make_skeleton_class, (metaclass, name, bases, type_kwargs, tracker_id, None),
+//!   (class_dict, {}), None, None, _class_setstate)`, and for enums
+//! `(_make_skeleton_enum, (bases, name, qualname, members, module, tracker_id, None), ...)`.
+//!
+//! Difference from cloudpickle: `__slots__` are passed to the skeleton, so a class with slots
+//! comes back with real slots (no instance `__dict__`), as it was defined.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::tracker::get_or_create_tracker_id;
+use crate::rebuild::wire;
+
+/// A new str with the same text: the keys of a class dict are interned in the sender but
+/// not (yet) in the loader, and the memo must not depend on that.
+fn fresh_key<'py>(key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    match key.cast::<PyString>() {
+        Ok(s) => Ok(PyString::new(key.py(), &s.to_cow()?).into_any()),
+        Err(_) => Ok(key.clone()),
+    }
+}
+
+/// The slot names a class defines (`__slots__` as a str or an iterable of str), mangled the
+/// way the class dict stores private names.
+fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResult<Vec<String>> {
+    let raw: Vec<String> = if let Ok(s) = slots.cast::<PyString>() {
+        vec![s.to_cow()?.into_owned()]
+    } else {
+        slots
+            .try_iter()?
+            .map(|s| s.and_then(|s| Ok(s.str()?.to_cow()?.into_owned())))
+            .collect::<PyResult<_>>()?
+    };
+    let class_name = cls.getattr("__name__")?.str()?.to_cow()?.into_owned();
+    let stripped = class_name.trim_start_matches('_');
+    Ok(raw
+        .into_iter()
+        .map(|name| {
+            if name.starts_with("__") && !name.ends_with("__") && !stripped.is_empty() {
+                format!("_{stripped}{name}")
+            } else {
+                name
+            }
+        })
+        .collect())
+}
+
+/// cloudpickle's `_extract_class_dict`: the class's own namespace in sorted key order,
+/// without what it inherits unchanged from its direct bases.
+fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let py = cls.py();
+    let own = cls.getattr("__dict__")?;
+    let keys = PyList::new(py, own.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+    keys.sort()?;
+    let bases = cls.getattr("__bases__")?.cast_into::<PyTuple>()?;
+    let inherited = PyDict::new(py);
+    for base in bases.iter().rev() {
+        inherited.update(base.getattr("__dict__")?.cast::<pyo3::types::PyMapping>()?)?;
+    }
+    let clsdict = PyDict::new(py);
+    for key in keys.iter() {
+        let value = own.get_item(&key)?;
+        if let Some(base_value) = inherited.get_item(&key)? {
+            if base_value.is(&value) {
+                continue;
+            }
+        }
+        clsdict.set_item(fresh_key(&key)?, value)?;
+    }
+    Ok(clsdict)
+}
+
+fn pop<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let value = dict.get_item(key)?;
+    if value.is_some() {
+        dict.del_item(key)?;
+    }
+    Ok(value)
+}
+
+/// cloudpickle's `_class_getstate`: `(class_dict, {})`, with the pieces the skeleton
+/// recreates by itself removed.
+fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bound<'py, PyTuple>> {
+    let py = cls.py();
+    let clsdict = extract_class_dict(cls)?;
+    pop(&clsdict, "__weakref__")?;
+    let abc_meta = py.import("abc")?.getattr("ABCMeta")?;
+    if cls.get_type().is_subclass(&abc_meta)? {
+        for key in [
+            "_abc_cache",
+            "_abc_negative_cache",
+            "_abc_negative_cache_version",
+        ] {
+            pop(&clsdict, key)?;
+        }
+        if let Some(registry) = pop(&clsdict, "_abc_registry")? {
+            let members = PyList::new(py, registry.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+            clsdict.set_item("_abc_impl", members)?;
+        } else {
+            pop(&clsdict, "_abc_impl")?;
+            // The registered virtual subclasses, not the isinstance caches.
+            let dump = py.import("abc")?.call_method1("_get_dump", (cls,))?;
+            let refs = dump.get_item(0)?;
+            let registered = PyList::empty(py);
+            for weak in refs.try_iter()? {
+                let target = weak?.call0()?;
+                if !target.is_none() {
+                    registered.append(target)?;
+                }
+            }
+            clsdict.set_item("_abc_impl", registered)?;
+        }
+    }
+    if has_slots {
+        // The skeleton is created with these slots: their descriptors must not be replaced.
+        if let Some(slots) = pop(&clsdict, "__slots__")? {
+            for name in slot_names(cls, &slots)? {
+                pop(&clsdict, &name)?;
+            }
+        }
+    }
+    pop(&clsdict, "__dict__")?;
+    PyTuple::new(py, [clsdict.into_any(), PyDict::new(py).into_any()])
+}
+
+/// The reduce value of a class pickled by value.
+pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let py = cls.py();
+    let enum_type = py.import("enum")?.getattr("Enum")?;
+    if cls.cast::<pyo3::types::PyType>()?.is_subclass(&enum_type)? {
+        return enum_reduce(cls);
+    }
+    let w = wire(py)?;
+    let own = cls.getattr("__dict__")?;
+    let bases = match own.get_item("__orig_bases__") {
+        Ok(orig) => orig,
+        Err(_) => cls.getattr("__bases__")?,
+    };
+    let type_kwargs = PyDict::new(py);
+    if own.contains("__module__")? {
+        type_kwargs.set_item("__module__", cls.getattr("__module__")?)?;
+    }
+    if let Ok(dict_attr) = own.get_item("__dict__") {
+        if dict_attr.is_instance_of::<pyo3::types::PyAny>()
+            && dict_attr
+                .get_type()
+                .is(py.import("builtins")?.getattr("property")?)
+        {
+            type_kwargs.set_item("__dict__", dict_attr)?;
+        }
+    }
+    let slots = own.get_item("__slots__").ok();
+    if let Some(slots) = &slots {
+        type_kwargs.set_item("__slots__", slots)?;
+    }
+    let args = PyTuple::new(
+        py,
+        [
+            cls.get_type().into_any(),
+            cls.getattr("__name__")?,
+            bases,
+            type_kwargs.into_any(),
+            get_or_create_tracker_id(cls)?,
+            py.None().into_bound(py),
+        ],
+    )?;
+    let state = class_getstate(cls, slots.is_some())?;
+    PyTuple::new(
+        py,
+        [
+            w.make_skeleton_class.bind(py).clone(),
+            args.into_any(),
+            state.into_any(),
+            py.None().into_bound(py),
+            py.None().into_bound(py),
+            w.class_setstate.bind(py).clone(),
+        ],
+    )
+}
+
+/// Enums: the skeleton is built with its members (by name and value); the rest of the
+/// namespace follows as state.
+fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let py = cls.py();
+    let w = wire(py)?;
+    let members = PyDict::new(py);
+    for member in cls.try_iter()? {
+        let member = member?;
+        members.set_item(member.getattr("name")?, member.getattr("value")?)?;
+    }
+    let args = PyTuple::new(
+        py,
+        [
+            cls.getattr("__bases__")?,
+            cls.getattr("__name__")?,
+            cls.getattr("__qualname__")?,
+            members.clone().into_any(),
+            cls.getattr("__module__")?,
+            get_or_create_tracker_id(cls)?,
+            py.None().into_bound(py),
+        ],
+    )?;
+    let state = class_getstate(cls, false)?;
+    let clsdict = state.get_item(0)?.cast_into::<PyDict>()?;
+    // What the enum machinery builds by itself from the members.
+    for key in [
+        "_generate_next_value_",
+        "_member_names_",
+        "_member_map_",
+        "_member_type_",
+        "_value2member_map_",
+    ] {
+        pop(&clsdict, key)?;
+    }
+    for name in members.keys() {
+        if let Ok(name) = name.cast::<PyString>() {
+            pop(&clsdict, &name.to_cow()?)?;
+        }
+    }
+    PyTuple::new(
+        py,
+        [
+            w.make_skeleton_enum.bind(py).clone(),
+            args.into_any(),
+            state.into_any(),
+            py.None().into_bound(py),
+            py.None().into_bound(py),
+            w.class_setstate.bind(py).clone(),
+        ],
+    )
+}

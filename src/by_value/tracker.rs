@@ -1,0 +1,67 @@
+//! Class tracking (cloudpickle's `_DYNAMIC_CLASS_TRACKER_*`): every class, enum or TypeVar
+//! pickled by value gets a random id; loading the same id twice in one process gives the
+//! first object back, so a class sent to a worker and back is the original class, and two
+//! payloads with the same class share it. Both maps hold their classes weakly.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::sync::{MutexExt, PyOnceLock};
+
+struct Maps {
+    by_class: Py<PyAny>,
+    by_id: Py<PyAny>,
+}
+
+static MAPS: PyOnceLock<Maps> = PyOnceLock::new();
+/// Guards the two maps together. Taken with `lock_py_attached`, which lets go of the
+/// interpreter while it waits, so threads blocked here cannot deadlock with the holder.
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
+    MAPS.get_or_try_init(py, || {
+        let weakref = py.import("weakref")?;
+        Ok(Maps {
+            by_class: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
+            by_id: weakref.getattr("WeakValueDictionary")?.call0()?.unbind(),
+        })
+    })
+}
+
+/// The tracker id of `obj`, created (32 hex digits) on first use.
+pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let maps = maps(py)?;
+    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let by_class = maps.by_class.bind(py);
+    if let Some(id) = by_class
+        .call_method1("get", (obj,))
+        .ok()
+        .filter(|v| !v.is_none())
+    {
+        return Ok(id);
+    }
+    let id = py.import("uuid")?.call_method0("uuid4")?.getattr("hex")?;
+    by_class.set_item(obj, &id)?;
+    maps.by_id.bind(py).set_item(&id, obj)?;
+    Ok(id)
+}
+
+/// On load: the class already known under `tracker_id`, or `obj` (now tracked).
+pub fn lookup_class_or_track<'py>(
+    tracker_id: &Bound<'py, PyAny>,
+    obj: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if tracker_id.is_none() {
+        return Ok(obj);
+    }
+    let py = obj.py();
+    let maps = maps(py)?;
+    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let known = maps
+        .by_id
+        .bind(py)
+        .call_method1("setdefault", (tracker_id, &obj))?;
+    maps.by_class.bind(py).set_item(&known, tracker_id)?;
+    Ok(known)
+}
