@@ -20,24 +20,31 @@ mod _skypickle {
     // The by-value registry and the decision (cloudpickle's names).
     #[pymodule_export]
     use crate::by_value::lookup::{
-        list_registry_pickle_by_value, register_pickle_by_value, should_pickle_by_reference_py,
-        unregister_pickle_by_value,
+        list_registry_pickle_by_value, lookup_module_and_qualname_py, register_pickle_by_value,
+        should_pickle_by_reference_py, unregister_pickle_by_value, whichmodule_py,
     };
+
+    // cloudpickle's private helpers that tests and integrations call.
+    #[pymodule_export]
+    use crate::by_value::{class::extract_class_dict_py, function::extract_code_globals_py};
 
     // Dispatch-table reducers.
     #[pymodule_export]
     use crate::by_value::reducers::{
-        _cell_reduce, _classmethod_reduce, _code_reduce, _getset_descriptor_reduce, _logger_reduce,
-        _mappingproxy_reduce, _memoryview_reduce, _method_reduce, _module_reduce, _property_reduce,
-        _root_logger_reduce, _weakset_reduce,
+        _cell_reduce, _classmethod_reduce, _code_reduce, _dataclass_field_base_reduce,
+        _dict_items_reduce, _dict_keys_reduce, _dict_values_reduce, _getset_descriptor_reduce,
+        _logger_reduce, _mappingproxy_reduce, _memoryview_reduce, _method_reduce, _module_reduce,
+        _odict_items_reduce, _odict_keys_reduce, _odict_values_reduce, _property_reduce,
+        _root_logger_reduce, _typevar_reduce, _weakset_reduce,
     };
 
     // Wire names: the reconstructors pickles refer to. Never rename these.
     #[pymodule_export]
     use crate::rebuild::{
         _builtin_type, _cell_set, _class_setstate, _dynamic_subimport, _function_setstate,
-        _make_cell, _make_code, _make_empty_cell, _make_function, _make_skeleton_class,
-        _make_skeleton_enum, _subimport,
+        _get_dataclass_field_type_sentinel, _make_cell, _make_code, _make_dict_items,
+        _make_dict_keys, _make_dict_values, _make_empty_cell, _make_function, _make_skeleton_class,
+        _make_skeleton_enum, _make_typevar, _subimport,
     };
 
     use pyo3::prelude::*;
@@ -51,6 +58,10 @@ mod _skypickle {
         crate::pickler::init_class(py, &py.get_type::<Pickler>())?;
         let lk = crate::lookups::get(py)?;
         crate::by_value::reducers::install(m, lk.dispatch_registry.bind(py))?;
+        // cloudpickle's names for two load helpers, so cloudpickle-era payloads that a shim
+        // maps onto this module keep loading.
+        m.add("subimport", m.getattr("_subimport")?)?;
+        m.add("dynamic_subimport", m.getattr("_dynamic_subimport")?)?;
         m.add(
             "_PICKLE_BY_VALUE_MODULES",
             crate::by_value::lookup::registry(py)?,

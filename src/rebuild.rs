@@ -98,8 +98,24 @@ pub fn _function_setstate<'py>(
         func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
     }
     // Imported only to make the loader import them (submodules the code reaches as attributes).
-    if slotstate.contains("_skypickle_submodules")? {
-        slotstate.del_item("_skypickle_submodules")?;
+    // cloudpickle 3.x pickles name the same entry `_cloudpickle_submodules`.
+    for key in ["_skypickle_submodules", "_cloudpickle_submodules"] {
+        if slotstate.contains(key)? {
+            slotstate.del_item(key)?;
+        }
+    }
+    // cloudpickle 3.x pickles send the closure's cells separately: copy their contents.
+    if let Some(cells) = slotstate.get_item("__closure__")? {
+        slotstate.del_item("__closure__")?;
+        if !cells.is_none() {
+            let own = func.getattr(pyo3::intern!(py, "__closure__"))?;
+            for (i, cell) in cells.try_iter()?.enumerate() {
+                if let Ok(value) = cell?.getattr(pyo3::intern!(py, "cell_contents")) {
+                    own.get_item(i)?
+                        .setattr(pyo3::intern!(py, "cell_contents"), value)?;
+                }
+            }
+        }
     }
     let builtins = py.import("builtins")?.dict();
     func_globals.set_item(pyo3::intern!(py, "__builtins__"), builtins)?;
@@ -313,6 +329,99 @@ pub fn _class_setstate<'py>(
     Ok(obj.clone())
 }
 
+/// `_make_typevar(name, bound, constraints, covariant, contravariant, tracker_id)`.
+#[pyfunction]
+pub fn _make_typevar<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyAny>,
+    bound: &Bound<'py, PyAny>,
+    constraints: &Bound<'py, PyAny>,
+    covariant: &Bound<'py, PyAny>,
+    contravariant: &Bound<'py, PyAny>,
+    class_tracker_id: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = expect::<PyString>(name, "_make_typevar() name", "a str")?;
+    let constraints = expect::<PyTuple>(constraints, "_make_typevar() constraints", "a tuple")?;
+    let mut args = vec![name.into_any()];
+    args.extend(constraints.iter());
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("bound", bound)?;
+    kwargs.set_item("covariant", covariant)?;
+    kwargs.set_item("contravariant", contravariant)?;
+    let typevar = py
+        .import("typing")?
+        .getattr("TypeVar")?
+        .call(PyTuple::new(py, args)?, Some(&kwargs))?;
+    crate::by_value::tracker::lookup_class_or_track(class_tracker_id, typevar)
+}
+
+/// `_get_dataclass_field_type_sentinel(name)`: `dataclasses._FIELD` and its siblings.
+#[pyfunction]
+pub fn _get_dataclass_field_type_sentinel<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = expect::<PyString>(name, "_get_dataclass_field_type_sentinel() name", "a str")?;
+    let text = name.to_cow()?;
+    if !matches!(&*text, "_FIELD" | "_FIELD_CLASSVAR" | "_FIELD_INITVAR") {
+        return Err(PyValueError::new_err(format!(
+            "{text:?} is not a dataclass field kind"
+        )));
+    }
+    py.import("dataclasses")?.getattr(&*text)
+}
+
+fn dict_class<'py>(py: Python<'py>, ordered: bool) -> PyResult<Bound<'py, PyAny>> {
+    if ordered {
+        py.import("collections")?.getattr("OrderedDict")
+    } else {
+        Ok(py.get_type::<PyDict>().into_any())
+    }
+}
+
+/// `_make_dict_keys(keys, is_ordered=False)`: a keys view over a new dict.
+#[pyfunction]
+#[pyo3(signature = (obj, is_ordered=false))]
+pub fn _make_dict_keys<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    is_ordered: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    dict_class(py, is_ordered)?
+        .call_method1("fromkeys", (obj,))?
+        .call_method0("keys")
+}
+
+/// `_make_dict_values(values, is_ordered=False)`: a values view over a new dict.
+#[pyfunction]
+#[pyo3(signature = (obj, is_ordered=false))]
+pub fn _make_dict_values<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    is_ordered: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let pairs = PyDict::new(py);
+    for (i, value) in obj.try_iter()?.enumerate() {
+        pairs.set_item(i, value?)?;
+    }
+    dict_class(py, is_ordered)?
+        .call1((pairs,))?
+        .call_method0("values")
+}
+
+/// `_make_dict_items(mapping, is_ordered=False)`: an items view over a new dict.
+#[pyfunction]
+#[pyo3(signature = (obj, is_ordered=false))]
+pub fn _make_dict_items<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    is_ordered: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    dict_class(py, is_ordered)?
+        .call1((obj,))?
+        .call_method0("items")
+}
+
 /// The reconstructor objects, looked up once from the compiled module.
 pub struct Wire {
     pub make_code: Py<PyAny>,
@@ -326,6 +435,11 @@ pub struct Wire {
     pub make_skeleton_class: Py<PyAny>,
     pub make_skeleton_enum: Py<PyAny>,
     pub class_setstate: Py<PyAny>,
+    pub make_typevar: Py<PyAny>,
+    pub get_dataclass_field_type_sentinel: Py<PyAny>,
+    pub make_dict_keys: Py<PyAny>,
+    pub make_dict_values: Py<PyAny>,
+    pub make_dict_items: Py<PyAny>,
 }
 
 static WIRE: PyOnceLock<Wire> = PyOnceLock::new();
@@ -346,6 +460,11 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             make_skeleton_class: get("_make_skeleton_class")?,
             make_skeleton_enum: get("_make_skeleton_enum")?,
             class_setstate: get("_class_setstate")?,
+            make_typevar: get("_make_typevar")?,
+            get_dataclass_field_type_sentinel: get("_get_dataclass_field_type_sentinel")?,
+            make_dict_keys: get("_make_dict_keys")?,
+            make_dict_values: get("_make_dict_values")?,
+            make_dict_items: get("_make_dict_items")?,
         })
     })
 }

@@ -51,7 +51,7 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
 
 /// cloudpickle's `_extract_class_dict`: the class's own namespace in sorted key order,
 /// without what it inherits unchanged from its direct bases.
-fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     let py = cls.py();
     let own = cls.getattr("__dict__")?;
     let keys = PyList::new(py, own.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
@@ -153,7 +153,12 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
             type_kwargs.set_item("__dict__", dict_attr)?;
         }
     }
-    let slots = own.get_item("__slots__").ok();
+    // Non-empty `__slots__` go to the skeleton so the slots are real. An empty `__slots__`
+    // (typing.NamedTuple forbids redefining it) stays in the state, as cloudpickle sends it.
+    let slots = own
+        .get_item("__slots__")
+        .ok()
+        .filter(|s| !slot_names(cls, s).map(|n| n.is_empty()).unwrap_or(true));
     if let Some(slots) = &slots {
         type_kwargs.set_item("__slots__", slots)?;
     }
@@ -232,4 +237,11 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
             w.class_setstate.bind(py).clone(),
         ],
     )
+}
+
+/// `_extract_class_dict(cls)`, exposed under cloudpickle's private name.
+#[pyfunction]
+#[pyo3(name = "_extract_class_dict")]
+pub fn extract_class_dict_py<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    extract_class_dict(cls)
 }

@@ -97,6 +97,16 @@ pub fn extract_code_globals<'py>(
     Ok(())
 }
 
+/// `_extract_code_globals(code)`, exposed under cloudpickle's private name: the global
+/// names the code uses, as an insertion-ordered dict with None values.
+#[pyfunction]
+#[pyo3(name = "_extract_code_globals")]
+pub fn extract_code_globals_py<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let names = PyDict::new(code.py());
+    extract_code_globals(code, &names)?;
+    Ok(names)
+}
+
 /// Submodules of the modules in `deps` that the code reaches by attribute (`xml.etree` used as
 /// `xml.etree.ElementTree.parse` with only `xml` global): pickled so the loader imports them.
 fn find_imported_submodules<'py>(
@@ -213,10 +223,14 @@ pub fn function_reduce<'py>(
     slotstate.set_item("__globals__", used_globals)?;
     slotstate.set_item("_skypickle_submodules", submodules)?;
 
+    // Fresh key strings: whether the sender interned them must not show in the bytes.
     let dict_state = PyDict::new(py);
     if let Some(func_dict) = func.getattr_opt(pyo3::intern!(py, "__dict__"))? {
         for (k, v) in func_dict.cast::<PyDict>()?.iter() {
-            dict_state.set_item(k, v)?;
+            match k.cast::<PyString>() {
+                Ok(key) => dict_state.set_item(PyString::new(py, &key.to_cow()?), v)?,
+                Err(_) => dict_state.set_item(k, v)?,
+            }
         }
     }
     let state = PyTuple::new(py, [dict_state.into_any(), slotstate.into_any()])?;

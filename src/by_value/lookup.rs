@@ -111,6 +111,30 @@ pub fn getattribute<'py>(obj: &Bound<'py, PyAny>, dotted: &str) -> PyResult<Boun
     Ok(current)
 }
 
+/// `_whichmodule(obj, name)`, exposed under cloudpickle's private name.
+#[pyfunction]
+#[pyo3(name = "_whichmodule")]
+pub fn whichmodule_py<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    whichmodule(obj, name)
+}
+
+/// `_lookup_module_and_qualname(obj, name=None)`, exposed under cloudpickle's private name:
+/// `(module, name)` or None.
+#[pyfunction]
+#[pyo3(name = "_lookup_module_and_qualname", signature = (obj, name=None))]
+pub fn lookup_module_and_qualname_py<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: Option<&str>,
+) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    match name {
+        Some(n) => lookup_module_and_name(obj, n),
+        None => lookup_module_and_qualname(obj),
+    }
+}
+
 /// cloudpickle's `_whichmodule`: `__module__` when set, else the first module in
 /// `sys.modules` (not `__main__`) that has the object at `name`; `None` when none does.
 fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -151,7 +175,16 @@ pub fn lookup_module_and_qualname<'py>(
         Some(n) => n,
         None => obj.getattr(pyo3::intern!(py, "__name__"))?,
     };
-    let name = name.str()?.to_cow()?.into_owned();
+    lookup_module_and_name(obj, &name.str()?.to_cow()?)
+}
+
+/// `lookup_module_and_qualname` with the name given (TypeVars are found by `__name__`).
+pub fn lookup_module_and_name<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    let py = obj.py();
+    let name = name.to_owned();
     let Some(module_name) = whichmodule(obj, &name)? else {
         return Ok(None);
     };

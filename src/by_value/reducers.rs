@@ -181,12 +181,141 @@ pub fn _root_logger_reduce<'py>(
     reduce_value(py, get_logger, vec![])
 }
 
+/// TypeVars: by reference when importable (and not registered for pickling by value), else
+/// rebuilt from their parts and tracked like classes.
+#[pyfunction]
+pub fn _typevar_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
+    let found = super::lookup::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
+    if let Some((module, _)) = &found {
+        if !super::lookup::is_registered_pickle_by_value(module)? {
+            let getattr = py.import("builtins")?.getattr("getattr")?;
+            return reduce_value(py, getattr, vec![module.clone(), name]);
+        }
+    }
+    let w = wire(py)?;
+    reduce_value(
+        py,
+        w.make_typevar.bind(py).clone(),
+        vec![
+            name,
+            obj.getattr("__bound__")?,
+            obj.getattr("__constraints__")?,
+            obj.getattr("__covariant__")?,
+            obj.getattr("__contravariant__")?,
+            super::tracker::get_or_create_tracker_id(obj)?,
+        ],
+    )
+}
+
+/// `dataclasses`' field-kind sentinels (`_FIELD`, `_FIELD_CLASSVAR`, `_FIELD_INITVAR`) by name,
+/// so `dataclasses.fields()` still recognises them after loading.
+#[pyfunction]
+pub fn _dataclass_field_base_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let w = wire(py)?;
+    reduce_value(
+        py,
+        w.get_dataclass_field_type_sentinel.bind(py).clone(),
+        vec![obj.getattr("name")?],
+    )
+}
+
+/// Dict views carry only what they show, not the dict behind them.
+fn view_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    rebuild: &Py<PyAny>,
+    as_dict: bool,
+    ordered: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let content = if as_dict {
+        let d = PyDict::new(py);
+        for pair in obj.try_iter()? {
+            let pair = pair?.cast_into::<PyTuple>()?;
+            d.set_item(pair.get_item(0)?, pair.get_item(1)?)?;
+        }
+        d.into_any()
+    } else {
+        PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?.into_any()
+    };
+    let mut args = vec![content];
+    if ordered {
+        args.push(pyo3::types::PyBool::new(py, true).to_owned().into_any());
+    }
+    reduce_value(py, rebuild.bind(py).clone(), args)
+}
+
+#[pyfunction]
+pub fn _dict_keys_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_keys, false, false)
+}
+
+#[pyfunction]
+pub fn _dict_values_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_values, false, false)
+}
+
+#[pyfunction]
+pub fn _dict_items_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_items, true, false)
+}
+
+#[pyfunction]
+pub fn _odict_keys_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_keys, false, true)
+}
+
+#[pyfunction]
+pub fn _odict_values_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_values, false, true)
+}
+
+#[pyfunction]
+pub fn _odict_items_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    view_reduce(py, obj, &wire(py)?.make_dict_items, true, true)
+}
+
 /// Register the reducers in `registry` (`Pickler._dispatch_table`) under their exact types.
 pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = m.py();
     let types = py.import("types")?;
     let builtins = py.import("builtins")?;
     let logging = py.import("logging")?;
+    let abc = py.import("abc")?;
+    let typing = py.import("typing")?;
+    let dataclasses = py.import("dataclasses")?;
+    let plain = PyDict::new(py);
+    let dict_keys = plain.call_method0("keys")?.get_type().into_any();
+    let dict_values = plain.call_method0("values")?.get_type().into_any();
+    let dict_items = plain.call_method0("items")?.get_type().into_any();
+    let ordered = py.import("collections")?.getattr("OrderedDict")?.call0()?;
+    let odict_keys = ordered.call_method0("keys")?.get_type().into_any();
+    let odict_values = ordered.call_method0("values")?.get_type().into_any();
+    let odict_items = ordered.call_method0("items")?.get_type().into_any();
     let entries: Vec<(Bound<'_, PyAny>, &str)> = vec![
         (cell_type(py)?.clone().into_any(), "_cell_reduce"),
         (types.getattr("CodeType")?, "_code_reduce"),
@@ -195,6 +324,20 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
         (builtins.getattr("classmethod")?, "_classmethod_reduce"),
         (builtins.getattr("staticmethod")?, "_classmethod_reduce"),
         (builtins.getattr("property")?, "_property_reduce"),
+        (abc.getattr("abstractclassmethod")?, "_classmethod_reduce"),
+        (abc.getattr("abstractstaticmethod")?, "_classmethod_reduce"),
+        (abc.getattr("abstractproperty")?, "_property_reduce"),
+        (typing.getattr("TypeVar")?, "_typevar_reduce"),
+        (
+            dataclasses.getattr("_FIELD_BASE")?,
+            "_dataclass_field_base_reduce",
+        ),
+        (dict_keys.clone(), "_dict_keys_reduce"),
+        (dict_values.clone(), "_dict_values_reduce"),
+        (dict_items.clone(), "_dict_items_reduce"),
+        (odict_keys.clone(), "_odict_keys_reduce"),
+        (odict_values.clone(), "_odict_values_reduce"),
+        (odict_items.clone(), "_odict_items_reduce"),
         (types.getattr("MappingProxyType")?, "_mappingproxy_reduce"),
         (
             types.getattr("GetSetDescriptorType")?,
