@@ -422,6 +422,12 @@ pub fn _make_dict_items<'py>(
         .call_method0("items")
 }
 
+/// `_file_reconstructor(stringio)`: the `io.StringIO` a pickled text file became.
+#[pyfunction]
+pub fn _file_reconstructor<'py>(obj: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
+    obj.clone()
+}
+
 /// The reconstructor objects, looked up once from the compiled module.
 pub struct Wire {
     pub make_code: Py<PyAny>,
@@ -440,6 +446,7 @@ pub struct Wire {
     pub make_dict_keys: Py<PyAny>,
     pub make_dict_values: Py<PyAny>,
     pub make_dict_items: Py<PyAny>,
+    pub file_reconstructor: Py<PyAny>,
 }
 
 static WIRE: PyOnceLock<Wire> = PyOnceLock::new();
@@ -465,6 +472,7 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             make_dict_keys: get("_make_dict_keys")?,
             make_dict_values: get("_make_dict_values")?,
             make_dict_items: get("_make_dict_items")?,
+            file_reconstructor: get("_file_reconstructor")?,
         })
     })
 }

@@ -299,6 +299,78 @@ pub fn _odict_items_reduce<'py>(
     view_reduce(py, obj, &wire(py)?.make_dict_items, true, true)
 }
 
+/// Text files opened for reading: their whole content as an `io.StringIO` at the same
+/// position (cloudpickle's behaviour); `sys.stdout`/`sys.stderr` by name.
+#[pyfunction]
+pub fn _file_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let error = |msg: String| crate::errors::pickling_error(py, msg);
+    let (Some(name), Some(mode)) = (obj.getattr_opt("name")?, obj.getattr_opt("mode")?) else {
+        return Err(error(
+            "Cannot pickle files that do not map to an actual file".into(),
+        ));
+    };
+    let sys = py.import("sys")?;
+    let getattr = py.import("builtins")?.getattr("getattr")?;
+    for stream in ["stdout", "stderr"] {
+        if obj.is(sys.getattr(stream)?) {
+            return reduce_value(
+                py,
+                getattr,
+                vec![
+                    sys.into_any(),
+                    pyo3::types::PyString::new(py, stream).into_any(),
+                ],
+            );
+        }
+    }
+    if obj.is(sys.getattr("stdin")?) {
+        return Err(error("Cannot pickle standard input".into()));
+    }
+    if obj.getattr("closed")?.is_truthy()? {
+        return Err(error("Cannot pickle closed files".into()));
+    }
+    if obj.hasattr("isatty")? && obj.call_method0("isatty")?.is_truthy()? {
+        return Err(error("Cannot pickle files that map to tty objects".into()));
+    }
+    let mode_text = mode.str()?.to_cow()?.into_owned();
+    if !mode_text.contains('r') && !mode_text.contains('+') {
+        return Err(error(format!(
+            "Cannot pickle files that are not opened for reading: {mode_text}"
+        )));
+    }
+    let read_all = || -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let position = obj.call_method0("tell")?;
+        obj.call_method1("seek", (0,))?;
+        let contents = obj.call_method0("read")?;
+        obj.call_method1("seek", (&position,))?;
+        Ok((position, contents))
+    };
+    let (position, contents) = match read_all() {
+        Ok(v) => v,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOSError>(py) => {
+            let err = error(format!(
+                "Cannot pickle file {} as it cannot be read",
+                name.str()?
+            ));
+            err.set_cause(py, Some(e));
+            return Err(err);
+        }
+        Err(e) => return Err(e),
+    };
+    let copy = py.import("io")?.getattr("StringIO")?.call0()?;
+    copy.call_method1("write", (contents,))?;
+    copy.call_method1("seek", (position,))?;
+    copy.setattr("name", name)?;
+    reduce_value(
+        py,
+        wire(py)?.file_reconstructor.bind(py).clone(),
+        vec![copy],
+    )
+}
+
 /// Register the reducers in `registry` (`Pickler._dispatch_table`) under their exact types.
 pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = m.py();
@@ -328,6 +400,7 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
         (abc.getattr("abstractstaticmethod")?, "_classmethod_reduce"),
         (abc.getattr("abstractproperty")?, "_property_reduce"),
         (typing.getattr("TypeVar")?, "_typevar_reduce"),
+        (py.import("io")?.getattr("TextIOWrapper")?, "_file_reduce"),
         (
             dataclasses.getattr("_FIELD_BASE")?,
             "_dataclass_field_base_reduce",
