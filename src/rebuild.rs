@@ -428,6 +428,28 @@ pub fn _file_reconstructor<'py>(obj: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
     obj.clone()
 }
 
+/// Every wire name: the reconstructors a pickle may call. Never rename one.
+pub const WIRE_NAMES: &[&str] = &[
+    "_make_code",
+    "_make_function",
+    "_function_setstate",
+    "_make_empty_cell",
+    "_make_cell",
+    "_cell_set",
+    "_subimport",
+    "_dynamic_subimport",
+    "_builtin_type",
+    "_make_skeleton_class",
+    "_make_skeleton_enum",
+    "_class_setstate",
+    "_make_typevar",
+    "_get_dataclass_field_type_sentinel",
+    "_make_dict_keys",
+    "_make_dict_values",
+    "_make_dict_items",
+    "_file_reconstructor",
+];
+
 /// The reconstructor objects, looked up once from the compiled module.
 pub struct Wire {
     pub make_code: Py<PyAny>,

@@ -35,7 +35,11 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
             .map(|s| s.and_then(|s| Ok(s.str()?.to_cow()?.into_owned())))
             .collect::<PyResult<_>>()?
     };
-    let class_name = cls.getattr("__name__")?.str()?.to_cow()?.into_owned();
+    let class_name = cls
+        .getattr(pyo3::intern!(cls.py(), "__name__"))?
+        .str()?
+        .to_cow()?
+        .into_owned();
     let stripped = class_name.trim_start_matches('_');
     Ok(raw
         .into_iter()
@@ -53,13 +57,18 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
 /// without what it inherits unchanged from its direct bases.
 pub fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     let py = cls.py();
-    let own = cls.getattr("__dict__")?;
+    let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
     let keys = PyList::new(py, own.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
     keys.sort()?;
-    let bases = cls.getattr("__bases__")?.cast_into::<PyTuple>()?;
+    let bases = cls
+        .getattr(pyo3::intern!(py, "__bases__"))?
+        .cast_into::<PyTuple>()?;
     let inherited = PyDict::new(py);
     for base in bases.iter().rev() {
-        inherited.update(base.getattr("__dict__")?.cast::<pyo3::types::PyMapping>()?)?;
+        inherited.update(
+            base.getattr(pyo3::intern!(py, "__dict__"))?
+                .cast::<pyo3::types::PyMapping>()?,
+        )?;
     }
     let clsdict = PyDict::new(py);
     for key in keys.iter() {
@@ -88,7 +97,7 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
     let py = cls.py();
     let clsdict = extract_class_dict(cls)?;
     pop(&clsdict, "__weakref__")?;
-    let abc_meta = py.import("abc")?.getattr("ABCMeta")?;
+    let abc_meta = py.import("abc")?.getattr(pyo3::intern!(py, "ABCMeta"))?;
     if cls.get_type().is_subclass(&abc_meta)? {
         for key in [
             "_abc_cache",
@@ -99,7 +108,7 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
         }
         if let Some(registry) = pop(&clsdict, "_abc_registry")? {
             let members = PyList::new(py, registry.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
-            clsdict.set_item("_abc_impl", members)?;
+            clsdict.set_item(pyo3::intern!(py, "_abc_impl"), members)?;
         } else {
             pop(&clsdict, "_abc_impl")?;
             // The registered virtual subclasses, not the isinstance caches.
@@ -112,7 +121,7 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
                     registered.append(target)?;
                 }
             }
-            clsdict.set_item("_abc_impl", registered)?;
+            clsdict.set_item(pyo3::intern!(py, "_abc_impl"), registered)?;
         }
     }
     if has_slots {
@@ -130,27 +139,30 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
 /// The reduce value of a class pickled by value.
 pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
-    let enum_type = py.import("enum")?.getattr("Enum")?;
+    let enum_type = py.import("enum")?.getattr(pyo3::intern!(py, "Enum"))?;
     if cls.cast::<pyo3::types::PyType>()?.is_subclass(&enum_type)? {
         return enum_reduce(cls);
     }
     let w = wire(py)?;
-    let own = cls.getattr("__dict__")?;
+    let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
     let bases = match own.get_item("__orig_bases__") {
         Ok(orig) => orig,
-        Err(_) => cls.getattr("__bases__")?,
+        Err(_) => cls.getattr(pyo3::intern!(py, "__bases__"))?,
     };
     let type_kwargs = PyDict::new(py);
-    if own.contains("__module__")? {
-        type_kwargs.set_item("__module__", cls.getattr("__module__")?)?;
+    if own.contains(pyo3::intern!(py, "__module__"))? {
+        type_kwargs.set_item(
+            pyo3::intern!(py, "__module__"),
+            cls.getattr(pyo3::intern!(py, "__module__"))?,
+        )?;
     }
     if let Ok(dict_attr) = own.get_item("__dict__") {
         if dict_attr.is_instance_of::<pyo3::types::PyAny>()
-            && dict_attr
-                .get_type()
-                .is(py.import("builtins")?.getattr("property")?)
+            && dict_attr.get_type().is(py
+                .import("builtins")?
+                .getattr(pyo3::intern!(py, "property"))?)
         {
-            type_kwargs.set_item("__dict__", dict_attr)?;
+            type_kwargs.set_item(pyo3::intern!(py, "__dict__"), dict_attr)?;
         }
     }
     // Non-empty `__slots__` go to the skeleton so the slots are real. An empty `__slots__`
@@ -160,13 +172,13 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
         .ok()
         .filter(|s| !slot_names(cls, s).map(|n| n.is_empty()).unwrap_or(true));
     if let Some(slots) = &slots {
-        type_kwargs.set_item("__slots__", slots)?;
+        type_kwargs.set_item(pyo3::intern!(py, "__slots__"), slots)?;
     }
     let args = PyTuple::new(
         py,
         [
             cls.get_type().into_any(),
-            cls.getattr("__name__")?,
+            cls.getattr(pyo3::intern!(py, "__name__"))?,
             bases,
             type_kwargs.into_any(),
             get_or_create_tracker_id(cls)?,
@@ -195,16 +207,19 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let members = PyDict::new(py);
     for member in cls.try_iter()? {
         let member = member?;
-        members.set_item(member.getattr("name")?, member.getattr("value")?)?;
+        members.set_item(
+            member.getattr(pyo3::intern!(py, "name"))?,
+            member.getattr(pyo3::intern!(py, "value"))?,
+        )?;
     }
     let args = PyTuple::new(
         py,
         [
-            cls.getattr("__bases__")?,
-            cls.getattr("__name__")?,
-            cls.getattr("__qualname__")?,
+            cls.getattr(pyo3::intern!(py, "__bases__"))?,
+            cls.getattr(pyo3::intern!(py, "__name__"))?,
+            cls.getattr(pyo3::intern!(py, "__qualname__"))?,
             members.clone().into_any(),
-            cls.getattr("__module__")?,
+            cls.getattr(pyo3::intern!(py, "__module__"))?,
             get_or_create_tracker_id(cls)?,
             py.None().into_bound(py),
         ],

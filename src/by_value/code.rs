@@ -23,35 +23,39 @@ fn fresh_str<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// `(_make_code, (version, CodeType arguments))` for a code object.
 pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let py = code.py();
-    let attr = |name: &str| code.getattr(name);
+    macro_rules! attr {
+        ($name:literal) => {
+            code.getattr(pyo3::intern!(py, $name))
+        };
+    }
     let mut args: Vec<Bound<'py, PyAny>> = vec![
-        attr("co_argcount")?,
-        attr("co_posonlyargcount")?,
-        attr("co_kwonlyargcount")?,
-        attr("co_nlocals")?,
-        attr("co_stacksize")?,
-        attr("co_flags")?,
-        attr("co_code")?,
-        attr("co_consts")?,
-        fresh_tuple(attr("co_names")?)?,
-        fresh_tuple(attr("co_varnames")?)?,
-        attr("co_filename")?,
-        fresh_str(attr("co_name")?)?,
+        attr!("co_argcount")?,
+        attr!("co_posonlyargcount")?,
+        attr!("co_kwonlyargcount")?,
+        attr!("co_nlocals")?,
+        attr!("co_stacksize")?,
+        attr!("co_flags")?,
+        attr!("co_code")?,
+        attr!("co_consts")?,
+        fresh_tuple(attr!("co_names")?)?,
+        fresh_tuple(attr!("co_varnames")?)?,
+        attr!("co_filename")?,
+        fresh_str(attr!("co_name")?)?,
     ];
     if cfg!(Py_3_11) {
-        args.push(attr("co_qualname")?);
+        args.push(attr!("co_qualname")?);
     }
-    args.push(attr("co_firstlineno")?);
+    args.push(attr!("co_firstlineno")?);
     if cfg!(Py_3_10) {
-        args.push(attr("co_linetable")?);
+        args.push(attr!("co_linetable")?);
     } else {
-        args.push(attr("co_lnotab")?);
+        args.push(attr!("co_lnotab")?);
     }
     if cfg!(Py_3_11) {
-        args.push(attr("co_exceptiontable")?);
+        args.push(attr!("co_exceptiontable")?);
     }
-    args.push(fresh_tuple(attr("co_freevars")?)?);
-    args.push(fresh_tuple(attr("co_cellvars")?)?);
+    args.push(fresh_tuple(attr!("co_freevars")?)?);
+    args.push(fresh_tuple(attr!("co_cellvars")?)?);
     let args = PyTuple::new(py, args)?;
     let make_code = wire(py)?.make_code.bind(py);
     PyTuple::new(

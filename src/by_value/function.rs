@@ -34,7 +34,7 @@ static OPCODES: PyOnceLock<Opcodes> = PyOnceLock::new();
 
 fn opcodes(py: Python<'_>) -> PyResult<&'static Opcodes> {
     OPCODES.get_or_try_init(py, || {
-        let opmap = py.import("opcode")?.getattr("opmap")?;
+        let opmap = py.import("opcode")?.getattr(pyo3::intern!(py, "opmap"))?;
         let get = |name: &str| -> PyResult<u8> { opmap.get_item(name)?.extract() };
         Ok(Opcodes {
             load_global: get("LOAD_GLOBAL")?,
@@ -130,7 +130,7 @@ fn find_imported_submodules<'py>(
             Some(m) => m,
             None => modules.insert(
                 py.import("sys")?
-                    .getattr("modules")?
+                    .getattr(pyo3::intern!(py, "modules"))?
                     .cast_into::<PyDict>()?
                     .copy()?,
             ),
@@ -208,9 +208,15 @@ pub fn function_reduce<'py>(
 
     let slotstate = PyDict::new(py);
     let name = func.getattr(pyo3::intern!(py, "__name__"))?.str()?;
-    slotstate.set_item("__name__", PyString::new(py, &name.to_cow()?))?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__name__"),
+        PyString::new(py, &name.to_cow()?),
+    )?;
     let qualname = func.getattr(pyo3::intern!(py, "__qualname__"))?.str()?;
-    slotstate.set_item("__qualname__", PyString::new(py, &qualname.to_cow()?))?;
+    slotstate.set_item(
+        pyo3::intern!(py, "__qualname__"),
+        PyString::new(py, &qualname.to_cow()?),
+    )?;
     for attr in [
         "__annotations__",
         "__kwdefaults__",
@@ -220,8 +226,8 @@ pub fn function_reduce<'py>(
     ] {
         slotstate.set_item(attr, func.getattr(attr)?)?;
     }
-    slotstate.set_item("__globals__", used_globals)?;
-    slotstate.set_item("_skypickle_submodules", submodules)?;
+    slotstate.set_item(pyo3::intern!(py, "__globals__"), used_globals)?;
+    slotstate.set_item(pyo3::intern!(py, "_skypickle_submodules"), submodules)?;
 
     // Fresh key strings: whether the sender interned them must not show in the bytes.
     let dict_state = PyDict::new(py);

@@ -22,7 +22,7 @@ pub fn registry(py: Python<'_>) -> PyResult<&Bound<'_, PySet>> {
 fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(py
         .import("sys")?
-        .getattr("modules")?
+        .getattr(pyo3::intern!(py, "modules"))?
         .cast_into::<PyDict>()?)
 }
 

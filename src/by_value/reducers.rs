@@ -60,7 +60,7 @@ pub fn _module_reduce<'py>(
         return reduce_value(py, w.subimport.bind(py).clone(), vec![name]);
     }
     let vars = obj.cast::<PyModule>()?.dict().copy()?;
-    if vars.contains("__builtins__")? {
+    if vars.contains(pyo3::intern!(py, "__builtins__"))? {
         vars.del_item("__builtins__")?;
     }
     reduce_value(
@@ -104,15 +104,17 @@ pub fn _property_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let property = py.import("builtins")?.getattr("property")?;
+    let property = py
+        .import("builtins")?
+        .getattr(pyo3::intern!(py, "property"))?;
     reduce_value(
         py,
         property,
         vec![
-            obj.getattr("fget")?,
-            obj.getattr("fset")?,
-            obj.getattr("fdel")?,
-            obj.getattr("__doc__")?,
+            obj.getattr(pyo3::intern!(py, "fget"))?,
+            obj.getattr(pyo3::intern!(py, "fset"))?,
+            obj.getattr(pyo3::intern!(py, "fdel"))?,
+            obj.getattr(pyo3::intern!(py, "__doc__"))?,
         ],
     )
 }
@@ -133,7 +135,9 @@ pub fn _getset_descriptor_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let getattr = py.import("builtins")?.getattr("getattr")?;
+    let getattr = py
+        .import("builtins")?
+        .getattr(pyo3::intern!(py, "getattr"))?;
     reduce_value(
         py,
         getattr,
@@ -150,7 +154,7 @@ pub fn _memoryview_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bytes = py.import("builtins")?.getattr("bytes")?;
+    let bytes = py.import("builtins")?.getattr(pyo3::intern!(py, "bytes"))?;
     reduce_value(py, bytes, vec![obj.call_method0("tobytes")?])
 }
 
@@ -168,8 +172,14 @@ pub fn _logger_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let get_logger = py.import("logging")?.getattr("getLogger")?;
-    reduce_value(py, get_logger, vec![obj.getattr("name")?])
+    let get_logger = py
+        .import("logging")?
+        .getattr(pyo3::intern!(py, "getLogger"))?;
+    reduce_value(
+        py,
+        get_logger,
+        vec![obj.getattr(pyo3::intern!(py, "name"))?],
+    )
 }
 
 #[pyfunction]
@@ -177,7 +187,9 @@ pub fn _root_logger_reduce<'py>(
     py: Python<'py>,
     _obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let get_logger = py.import("logging")?.getattr("getLogger")?;
+    let get_logger = py
+        .import("logging")?
+        .getattr(pyo3::intern!(py, "getLogger"))?;
     reduce_value(py, get_logger, vec![])
 }
 
@@ -192,7 +204,9 @@ pub fn _typevar_reduce<'py>(
     let found = super::lookup::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
     if let Some((module, _)) = &found {
         if !super::lookup::is_registered_pickle_by_value(module)? {
-            let getattr = py.import("builtins")?.getattr("getattr")?;
+            let getattr = py
+                .import("builtins")?
+                .getattr(pyo3::intern!(py, "getattr"))?;
             return reduce_value(py, getattr, vec![module.clone(), name]);
         }
     }
@@ -202,10 +216,10 @@ pub fn _typevar_reduce<'py>(
         w.make_typevar.bind(py).clone(),
         vec![
             name,
-            obj.getattr("__bound__")?,
-            obj.getattr("__constraints__")?,
-            obj.getattr("__covariant__")?,
-            obj.getattr("__contravariant__")?,
+            obj.getattr(pyo3::intern!(py, "__bound__"))?,
+            obj.getattr(pyo3::intern!(py, "__constraints__"))?,
+            obj.getattr(pyo3::intern!(py, "__covariant__"))?,
+            obj.getattr(pyo3::intern!(py, "__contravariant__"))?,
             super::tracker::get_or_create_tracker_id(obj)?,
         ],
     )
@@ -222,7 +236,7 @@ pub fn _dataclass_field_base_reduce<'py>(
     reduce_value(
         py,
         w.get_dataclass_field_type_sentinel.bind(py).clone(),
-        vec![obj.getattr("name")?],
+        vec![obj.getattr(pyo3::intern!(py, "name"))?],
     )
 }
 
@@ -313,7 +327,9 @@ pub fn _file_reduce<'py>(
         ));
     };
     let sys = py.import("sys")?;
-    let getattr = py.import("builtins")?.getattr("getattr")?;
+    let getattr = py
+        .import("builtins")?
+        .getattr(pyo3::intern!(py, "getattr"))?;
     for stream in ["stdout", "stderr"] {
         if obj.is(sys.getattr(stream)?) {
             return reduce_value(
@@ -326,10 +342,10 @@ pub fn _file_reduce<'py>(
             );
         }
     }
-    if obj.is(sys.getattr("stdin")?) {
+    if obj.is(sys.getattr(pyo3::intern!(py, "stdin"))?) {
         return Err(error("Cannot pickle standard input".into()));
     }
-    if obj.getattr("closed")?.is_truthy()? {
+    if obj.getattr(pyo3::intern!(py, "closed"))?.is_truthy()? {
         return Err(error("Cannot pickle closed files".into()));
     }
     if obj.hasattr("isatty")? && obj.call_method0("isatty")?.is_truthy()? {
@@ -360,7 +376,10 @@ pub fn _file_reduce<'py>(
         }
         Err(e) => return Err(e),
     };
-    let copy = py.import("io")?.getattr("StringIO")?.call0()?;
+    let copy = py
+        .import("io")?
+        .getattr(pyo3::intern!(py, "StringIO"))?
+        .call0()?;
     copy.call_method1("write", (contents,))?;
     copy.call_method1("seek", (position,))?;
     copy.setattr("name", name)?;
@@ -384,25 +403,62 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
     let dict_keys = plain.call_method0("keys")?.get_type().into_any();
     let dict_values = plain.call_method0("values")?.get_type().into_any();
     let dict_items = plain.call_method0("items")?.get_type().into_any();
-    let ordered = py.import("collections")?.getattr("OrderedDict")?.call0()?;
+    let ordered = py
+        .import("collections")?
+        .getattr(pyo3::intern!(py, "OrderedDict"))?
+        .call0()?;
     let odict_keys = ordered.call_method0("keys")?.get_type().into_any();
     let odict_values = ordered.call_method0("values")?.get_type().into_any();
     let odict_items = ordered.call_method0("items")?.get_type().into_any();
     let entries: Vec<(Bound<'_, PyAny>, &str)> = vec![
         (cell_type(py)?.clone().into_any(), "_cell_reduce"),
-        (types.getattr("CodeType")?, "_code_reduce"),
-        (types.getattr("ModuleType")?, "_module_reduce"),
-        (types.getattr("MethodType")?, "_method_reduce"),
-        (builtins.getattr("classmethod")?, "_classmethod_reduce"),
-        (builtins.getattr("staticmethod")?, "_classmethod_reduce"),
-        (builtins.getattr("property")?, "_property_reduce"),
-        (abc.getattr("abstractclassmethod")?, "_classmethod_reduce"),
-        (abc.getattr("abstractstaticmethod")?, "_classmethod_reduce"),
-        (abc.getattr("abstractproperty")?, "_property_reduce"),
-        (typing.getattr("TypeVar")?, "_typevar_reduce"),
-        (py.import("io")?.getattr("TextIOWrapper")?, "_file_reduce"),
         (
-            dataclasses.getattr("_FIELD_BASE")?,
+            types.getattr(pyo3::intern!(py, "CodeType"))?,
+            "_code_reduce",
+        ),
+        (
+            types.getattr(pyo3::intern!(py, "ModuleType"))?,
+            "_module_reduce",
+        ),
+        (
+            types.getattr(pyo3::intern!(py, "MethodType"))?,
+            "_method_reduce",
+        ),
+        (
+            builtins.getattr(pyo3::intern!(py, "classmethod"))?,
+            "_classmethod_reduce",
+        ),
+        (
+            builtins.getattr(pyo3::intern!(py, "staticmethod"))?,
+            "_classmethod_reduce",
+        ),
+        (
+            builtins.getattr(pyo3::intern!(py, "property"))?,
+            "_property_reduce",
+        ),
+        (
+            abc.getattr(pyo3::intern!(py, "abstractclassmethod"))?,
+            "_classmethod_reduce",
+        ),
+        (
+            abc.getattr(pyo3::intern!(py, "abstractstaticmethod"))?,
+            "_classmethod_reduce",
+        ),
+        (
+            abc.getattr(pyo3::intern!(py, "abstractproperty"))?,
+            "_property_reduce",
+        ),
+        (
+            typing.getattr(pyo3::intern!(py, "TypeVar"))?,
+            "_typevar_reduce",
+        ),
+        (
+            py.import("io")?
+                .getattr(pyo3::intern!(py, "TextIOWrapper"))?,
+            "_file_reduce",
+        ),
+        (
+            dataclasses.getattr(pyo3::intern!(py, "_FIELD_BASE"))?,
             "_dataclass_field_base_reduce",
         ),
         (dict_keys.clone(), "_dict_keys_reduce"),
@@ -411,15 +467,31 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
         (odict_keys.clone(), "_odict_keys_reduce"),
         (odict_values.clone(), "_odict_values_reduce"),
         (odict_items.clone(), "_odict_items_reduce"),
-        (types.getattr("MappingProxyType")?, "_mappingproxy_reduce"),
         (
-            types.getattr("GetSetDescriptorType")?,
+            types.getattr(pyo3::intern!(py, "MappingProxyType"))?,
+            "_mappingproxy_reduce",
+        ),
+        (
+            types.getattr(pyo3::intern!(py, "GetSetDescriptorType"))?,
             "_getset_descriptor_reduce",
         ),
-        (builtins.getattr("memoryview")?, "_memoryview_reduce"),
-        (py.import("weakref")?.getattr("WeakSet")?, "_weakset_reduce"),
-        (logging.getattr("Logger")?, "_logger_reduce"),
-        (logging.getattr("RootLogger")?, "_root_logger_reduce"),
+        (
+            builtins.getattr(pyo3::intern!(py, "memoryview"))?,
+            "_memoryview_reduce",
+        ),
+        (
+            py.import("weakref")?
+                .getattr(pyo3::intern!(py, "WeakSet"))?,
+            "_weakset_reduce",
+        ),
+        (
+            logging.getattr(pyo3::intern!(py, "Logger"))?,
+            "_logger_reduce",
+        ),
+        (
+            logging.getattr(pyo3::intern!(py, "RootLogger"))?,
+            "_root_logger_reduce",
+        ),
     ];
     for (cls, name) in entries {
         registry.set_item(cls, m.getattr(name)?)?;

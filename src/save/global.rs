@@ -31,6 +31,42 @@ fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     unsafe { Bound::from_owned_ptr_or_err(name.py(), ffi::PyImport_Import(name.as_ptr())) }
 }
 
+/// skypickle's own reconstructors, by address: written by name without `pickle`'s checks
+/// (import, lookup, identity), which they pass by construction. Holds the very
+/// `__module__`/`__qualname__` objects the general path would write, so the bytes and memo
+/// hits are the same.
+static KNOWN_GLOBALS: pyo3::sync::PyOnceLock<Vec<(usize, Py<PyAny>, Py<PyAny>)>> =
+    pyo3::sync::PyOnceLock::new();
+
+fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyString>)> {
+    let py = obj.py();
+    let table = KNOWN_GLOBALS
+        .get_or_try_init(py, || -> PyResult<_> {
+            let module = py.import("skypickle._skypickle")?;
+            let mut table = Vec::new();
+            for name in crate::rebuild::WIRE_NAMES {
+                let f = module.getattr(*name)?;
+                table.push((
+                    f.as_ptr() as usize,
+                    f.getattr("__module__")?.unbind(),
+                    f.getattr("__qualname__")?.unbind(),
+                ));
+                // Keep the object alive for the table's address to stay meaningful.
+                std::mem::forget(f);
+            }
+            Ok(table)
+        })
+        .ok()?;
+    let key = obj.as_ptr() as usize;
+    table
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .and_then(|(_, m, n)| {
+            let name = n.bind(py).clone().cast_into::<PyString>().ok()?;
+            Some((m.bind(py).clone(), name))
+        })
+}
+
 impl<'py> Dumper<'py> {
     /// Classes: `type(None)`, `type(...)` and `type(NotImplemented)` are not attributes of any
     /// module, so they are written as `type(None)` etc.; everything else by reference.
@@ -65,6 +101,18 @@ impl<'py> Dumper<'py> {
         name: Option<&Bound<'py, PyString>>,
     ) -> SaveResult {
         let py = self.py;
+        if name.is_none() && obj.is_instance_of::<pyo3::types::PyCFunction>() {
+            if let Some((module_name, global_name)) = known_global(obj) {
+                if self.proto >= 4 {
+                    self.save(&module_name)?;
+                    self.save(global_name.as_any())?;
+                    self.write(&[STACK_GLOBAL])?;
+                } else {
+                    self.write_global_text(&module_name, global_name.as_any())?;
+                }
+                return self.memo_put(obj);
+            }
+        }
         let global_name = match name {
             Some(n) => n.clone().into_any(),
             None => match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
