@@ -35,8 +35,10 @@ fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 /// (import, lookup, identity), which they pass by construction. Holds the very
 /// `__module__`/`__qualname__` objects the general path would write, so the bytes and memo
 /// hits are the same.
-static KNOWN_GLOBALS: pyo3::sync::PyOnceLock<Vec<(usize, Py<PyAny>, Py<PyAny>)>> =
-    pyo3::sync::PyOnceLock::new();
+static KNOWN_GLOBALS: pyo3::sync::PyOnceLock<Vec<KnownGlobal>> = pyo3::sync::PyOnceLock::new();
+
+/// (address, `__module__`, `__qualname__`) of one reconstructor.
+type KnownGlobal = (usize, Py<PyAny>, Py<PyAny>);
 
 fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyString>)> {
     let py = obj.py();
