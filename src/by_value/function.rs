@@ -218,11 +218,11 @@ pub fn function_reduce<'py>(
         PyString::new(py, &qualname.to_cow()?),
     )?;
     for attr in [
-        "__annotations__",
-        "__kwdefaults__",
-        "__defaults__",
-        "__module__",
-        "__doc__",
+        pyo3::intern!(py, "__annotations__"),
+        pyo3::intern!(py, "__kwdefaults__"),
+        pyo3::intern!(py, "__defaults__"),
+        pyo3::intern!(py, "__module__"),
+        pyo3::intern!(py, "__doc__"),
     ] {
         slotstate.set_item(attr, func.getattr(attr)?)?;
     }
