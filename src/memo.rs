@@ -48,8 +48,9 @@ impl AddressTable {
 
     #[inline]
     fn insert(&mut self, key: usize, value: usize) {
-        // Keep the load at most 1/2 so probe runs stay short.
-        if (self.len + 1) * 2 > self.slots.len() {
+        // Keep the load under 2/3 (as CPython's memo does): probe runs stay short and the
+        // table stays small enough to keep in cache longer.
+        if (self.len + 1) * 3 > self.slots.len() * 2 {
             self.grow();
         }
         let mask = self.slots.len() - 1;
