@@ -31,21 +31,22 @@ mod _skypickle {
     // Dispatch-table reducers.
     #[pymodule_export]
     use crate::by_value::reducers::{
-        _cell_reduce, _classmethod_reduce, _code_reduce, _dataclass_field_base_reduce,
-        _dict_items_reduce, _dict_keys_reduce, _dict_values_reduce, _file_reduce,
-        _getset_descriptor_reduce, _logger_reduce, _mappingproxy_reduce, _memoryview_reduce,
-        _method_reduce, _module_reduce, _odict_items_reduce, _odict_keys_reduce,
-        _odict_values_reduce, _property_reduce, _root_logger_reduce, _typevar_reduce,
-        _weakset_reduce,
+        _cached_property_reduce, _cell_reduce, _classmethod_reduce, _code_reduce,
+        _dataclass_field_base_reduce, _dict_items_reduce, _dict_keys_reduce, _dict_values_reduce,
+        _file_reduce, _getset_descriptor_reduce, _logger_reduce, _lru_cache_reduce,
+        _mappingproxy_reduce, _memoryview_reduce, _method_reduce, _module_reduce,
+        _odict_items_reduce, _odict_keys_reduce, _odict_values_reduce, _property_reduce,
+        _root_logger_reduce, _typevar_reduce, _weakset_reduce,
     };
 
     // Wire names: the reconstructors pickles refer to. Never rename these.
     #[pymodule_export]
     use crate::rebuild::{
         _builtin_type, _cell_set, _class_setstate, _dynamic_subimport, _file_reconstructor,
-        _function_setstate, _get_dataclass_field_type_sentinel, _make_cell, _make_code,
-        _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell, _make_function,
-        _make_skeleton_class, _make_skeleton_enum, _make_typevar, _subimport,
+        _function_setstate, _get_dataclass_field_type_sentinel, _make_cached_property, _make_cell,
+        _make_code, _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell,
+        _make_function, _make_lru_cache, _make_singledispatch, _make_skeleton_class,
+        _make_skeleton_enum, _make_typevar, _subimport,
     };
 
     use pyo3::prelude::*;

@@ -428,6 +428,72 @@ pub fn _file_reconstructor<'py>(obj: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
     obj.clone()
 }
 
+/// `_make_lru_cache(func, maxsize, typed)`: `functools.lru_cache(maxsize, typed)(func)`.
+#[pyfunction]
+pub fn _make_lru_cache<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    maxsize: &Bound<'py, PyAny>,
+    typed: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !func.is_callable() {
+        return Err(PyTypeError::new_err(
+            "_make_lru_cache() func must be callable",
+        ));
+    }
+    py.import("functools")?
+        .getattr("lru_cache")?
+        .call1((maxsize, typed))?
+        .call1((func,))
+}
+
+/// `_make_singledispatch(func, implementations)`: a singledispatch function with its
+/// `(class, implementation)` pairs registered again.
+#[pyfunction]
+pub fn _make_singledispatch<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    implementations: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !func.is_callable() {
+        return Err(PyTypeError::new_err(
+            "_make_singledispatch() func must be callable",
+        ));
+    }
+    let generic = py
+        .import("functools")?
+        .getattr("singledispatch")?
+        .call1((func,))?;
+    for pair in implementations.try_iter()? {
+        let pair = expect::<PyTuple>(&pair?, "_make_singledispatch() item", "a tuple")?;
+        if pair.len() != 2 {
+            return Err(PyValueError::new_err(
+                "_make_singledispatch() items are (class, function) pairs",
+            ));
+        }
+        generic.call_method1("register", (pair.get_item(0)?, pair.get_item(1)?))?;
+    }
+    Ok(generic)
+}
+
+/// `_make_cached_property(func, attrname, doc)`: a `functools.cached_property` as it was after
+/// its class was created (`__set_name__` is not called again by `setattr`).
+#[pyfunction]
+pub fn _make_cached_property<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    attrname: &Bound<'py, PyAny>,
+    doc: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let prop = py
+        .import("functools")?
+        .getattr("cached_property")?
+        .call1((func,))?;
+    prop.setattr("attrname", attrname)?;
+    prop.setattr("__doc__", doc)?;
+    Ok(prop)
+}
+
 /// Every wire name: the reconstructors a pickle may call. Never rename one.
 pub const WIRE_NAMES: &[&str] = &[
     "_make_code",
@@ -448,6 +514,9 @@ pub const WIRE_NAMES: &[&str] = &[
     "_make_dict_values",
     "_make_dict_items",
     "_file_reconstructor",
+    "_make_lru_cache",
+    "_make_singledispatch",
+    "_make_cached_property",
 ];
 
 /// The reconstructor objects, looked up once from the compiled module.
@@ -469,6 +538,9 @@ pub struct Wire {
     pub make_dict_values: Py<PyAny>,
     pub make_dict_items: Py<PyAny>,
     pub file_reconstructor: Py<PyAny>,
+    pub make_lru_cache: Py<PyAny>,
+    pub make_singledispatch: Py<PyAny>,
+    pub make_cached_property: Py<PyAny>,
 }
 
 static WIRE: PyOnceLock<Wire> = PyOnceLock::new();
@@ -495,6 +567,9 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             make_dict_values: get("_make_dict_values")?,
             make_dict_items: get("_make_dict_items")?,
             file_reconstructor: get("_file_reconstructor")?,
+            make_lru_cache: get("_make_lru_cache")?,
+            make_singledispatch: get("_make_singledispatch")?,
+            make_cached_property: get("_make_cached_property")?,
         })
     })
 }

@@ -73,9 +73,56 @@ pub fn reducer_override<'py>(
         if lookup::should_pickle_by_reference(obj)? {
             return Ok(None);
         }
+        if let Some(rv) = singledispatch_reduce(obj)? {
+            return Ok(Some(rv));
+        }
         return function::function_reduce(obj, globals_ref).map(Some);
     }
     Ok(None)
+}
+
+/// A `functools.singledispatch` function defined where the loader cannot import it: the
+/// generic function and its registered implementations, re-registered on load (its dispatch
+/// cache holds weak references, which cannot be pickled; cloudpickle fails here).
+fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let py = func.py();
+    let Some(attrs) = func.getattr_opt(pyo3::intern!(py, "__dict__"))? else {
+        return Ok(None);
+    };
+    let attrs = attrs.cast_into::<PyDict>()?;
+    for key in [
+        "registry",
+        "dispatch",
+        "register",
+        "_clear_cache",
+        "__wrapped__",
+    ] {
+        if !attrs.contains(key)? {
+            return Ok(None);
+        }
+    }
+    let registry = attrs.get_item("registry")?.expect("checked above");
+    let object = py.get_type::<pyo3::types::PyAny>();
+    let implementations = pyo3::types::PyList::empty(py);
+    for pair in registry
+        .call_method0(pyo3::intern!(py, "items"))?
+        .try_iter()?
+    {
+        let pair = pair?;
+        let cls = pair.get_item(0)?;
+        if !cls.is(&object) {
+            implementations.append(pair)?;
+        }
+    }
+    let wrapped = attrs.get_item("__wrapped__")?.expect("checked above");
+    let make = wire(py)?.make_singledispatch.bind(py).clone();
+    Ok(Some(PyTuple::new(
+        py,
+        [
+            make,
+            PyTuple::new(py, [wrapped, implementations.into_any()])?.into_any(),
+        ],
+    )?))
 }
 
 /// Classes: the `types` module's classes by name; classes the loader cannot import, by value.

@@ -390,6 +390,47 @@ pub fn _file_reduce<'py>(
     )
 }
 
+/// `functools.lru_cache` wrappers: by name when importable (their own reduction), else
+/// rebuilt around the pickled function with the same `maxsize`/`typed` (cloudpickle cannot).
+#[pyfunction]
+pub fn _lru_cache_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if super::lookup::lookup_module_and_qualname(obj)?.is_some() {
+        return obj.call_method0("__reduce__");
+    }
+    let params = obj.call_method0("cache_parameters")?;
+    Ok(reduce_value(
+        py,
+        wire(py)?.make_lru_cache.bind(py).clone(),
+        vec![
+            obj.getattr(pyo3::intern!(py, "__wrapped__"))?,
+            params.get_item("maxsize")?,
+            params.get_item("typed")?,
+        ],
+    )?
+    .into_any())
+}
+
+/// `functools.cached_property`: its function and attribute name (its lock, where it has one,
+/// is not picklable and is recreated).
+#[pyfunction]
+pub fn _cached_property_reduce<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    reduce_value(
+        py,
+        wire(py)?.make_cached_property.bind(py).clone(),
+        vec![
+            obj.getattr(pyo3::intern!(py, "func"))?,
+            obj.getattr(pyo3::intern!(py, "attrname"))?,
+            obj.getattr(pyo3::intern!(py, "__doc__"))?,
+        ],
+    )
+}
+
 /// Register the reducers in `registry` (`Pickler._dispatch_table`) under their exact types.
 pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = m.py();
@@ -399,6 +440,7 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
     let abc = py.import("abc")?;
     let typing = py.import("typing")?;
     let dataclasses = py.import("dataclasses")?;
+    let functools = py.import("functools")?;
     let plain = PyDict::new(py);
     let dict_keys = plain.call_method0("keys")?.get_type().into_any();
     let dict_values = plain.call_method0("values")?.get_type().into_any();
@@ -456,6 +498,14 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
             py.import("io")?
                 .getattr(pyo3::intern!(py, "TextIOWrapper"))?,
             "_file_reduce",
+        ),
+        (
+            functools.getattr("_lru_cache_wrapper")?,
+            "_lru_cache_reduce",
+        ),
+        (
+            functools.getattr("cached_property")?,
+            "_cached_property_reduce",
         ),
         (
             dataclasses.getattr(pyo3::intern!(py, "_FIELD_BASE"))?,
