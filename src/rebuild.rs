@@ -252,8 +252,44 @@ pub fn _make_skeleton_class<'py>(
     if !resolved.is(&bases) {
         namespace.set_item("__orig_bases__", &bases)?;
     }
-    let skeleton = meta.call((&name, &resolved, namespace), Some(&meta_kwds))?;
+    let skeleton = match meta.call((&name, &resolved, &namespace), Some(&meta_kwds)) {
+        Ok(cls) => cls,
+        Err(err) if err.is_instance_of::<PyTypeError>(py) && !resolved.is_empty()? => {
+            // A base's __init_subclass__ that requires keyword arguments (which Python keeps
+            // nowhere, so they cannot be sent). cloudpickle fails here. Build the class on
+            // `object` and give it its bases afterwards: __init_subclass__ already ran for the
+            // original class, in the sending process.
+            match skeleton_without_init_subclass(
+                py, &meta, &name, &resolved, &namespace, &meta_kwds,
+            ) {
+                Ok(cls) => cls,
+                Err(_) => return Err(err),
+            }
+        }
+        Err(err) => return Err(err),
+    };
     crate::by_value::tracker::lookup_class_or_track(class_tracker_id, skeleton)
+}
+
+fn skeleton_without_init_subclass<'py>(
+    py: Python<'py>,
+    meta: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    bases: &Bound<'py, PyAny>,
+    namespace: &Bound<'py, PyAny>,
+    meta_kwds: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // A throwaway plain base: same instance layout as a plain Python class (so `__bases__`
+    // may be reassigned) and no __init_subclass__ of its own.
+    let placeholder =
+        py.get_type::<PyType>()
+            .call1(("_skeleton_base", PyTuple::empty(py), PyDict::new(py)))?;
+    let cls = meta.call(
+        (name, PyTuple::new(py, [placeholder])?, namespace),
+        Some(meta_kwds),
+    )?;
+    cls.setattr("__bases__", bases)?;
+    Ok(cls)
 }
 
 /// `_make_skeleton_enum(bases, name, qualname, members, module, tracker_id, extra)`: the enum
