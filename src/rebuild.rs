@@ -306,7 +306,6 @@ pub fn _make_skeleton_enum<'py>(
     class_tracker_id: &Bound<'py, PyAny>,
     extra: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let _ = extra;
     let bases = expect::<PyTuple>(bases, "_make_skeleton_enum() bases", "a tuple")?;
     let name = expect::<PyString>(name, "_make_skeleton_enum() name", "a str")?;
     let members = expect::<PyDict>(members, "_make_skeleton_enum() members", "a dict")?;
@@ -318,6 +317,13 @@ pub fn _make_skeleton_enum<'py>(
     let enum_base = bases.get_item(bases.len() - 1)?;
     let metaclass = enum_base.get_type();
     let classdict = metaclass.call_method1("__prepare__", (&name, &bases))?;
+    // `extra` may carry the enum's own `__init__`, so members are built through it.
+    if !extra.is_none() {
+        let extra = expect::<PyDict>(extra, "_make_skeleton_enum() extra", "a dict or None")?;
+        if let Some(init) = extra.get_item("__init__")? {
+            classdict.set_item("__init__", init)?;
+        }
+    }
     for (member_name, value) in members.iter() {
         classdict.set_item(member_name, value)?;
     }

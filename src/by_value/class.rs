@@ -199,6 +199,45 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
     )
 }
 
+/// An enum's own `__init__`, when its members must be built through it (so attributes it sets
+/// exist after loading; cloudpickle builds members without it). Sent in the skeleton's `extra`
+/// slot, unless the function refers to the enum itself (it could not be rebuilt before the enum
+/// exists): then members are built as cloudpickle builds them.
+fn enum_constructor_extra<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
+    let Ok(init) = own.get_item("__init__") else {
+        return Ok(py.None().into_bound(py));
+    };
+    if !init.is_instance_of::<pyo3::types::PyFunction>() {
+        return Ok(py.None().into_bound(py));
+    }
+    let code = init.getattr(pyo3::intern!(py, "__code__"))?;
+    let names = PyDict::new(py);
+    super::function::extract_code_globals(&code, &names)?;
+    let globals = init.getattr(pyo3::intern!(py, "__globals__"))?;
+    for name in names.keys() {
+        if let Ok(value) = globals.get_item(&name) {
+            if value.is(cls) {
+                return Ok(py.None().into_bound(py));
+            }
+        }
+    }
+    if let Ok(cells) = init
+        .getattr(pyo3::intern!(py, "__closure__"))?
+        .cast::<PyTuple>()
+    {
+        for cell in cells.iter() {
+            if cell.getattr("cell_contents").is_ok_and(|v| v.is(cls)) {
+                return Ok(py.None().into_bound(py));
+            }
+        }
+    }
+    let extra = PyDict::new(py);
+    extra.set_item(pyo3::intern!(py, "__init__"), init)?;
+    Ok(extra.into_any())
+}
+
 /// Enums: the skeleton is built with its members (by name and value); the rest of the
 /// namespace follows as state.
 fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
@@ -212,6 +251,7 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
             member.getattr(pyo3::intern!(py, "value"))?,
         )?;
     }
+    let extra = enum_constructor_extra(cls)?;
     let args = PyTuple::new(
         py,
         [
@@ -221,7 +261,7 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
             members.clone().into_any(),
             cls.getattr(pyo3::intern!(py, "__module__"))?,
             get_or_create_tracker_id(cls)?,
-            py.None().into_bound(py),
+            extra,
         ],
     )?;
     let state = class_getstate(cls, false)?;
