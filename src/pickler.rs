@@ -140,6 +140,10 @@ pub struct Pickler {
     memo: MemoStore,
     /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
     globals_ref: Py<PyDict>,
+    /// Set by `__new__`. CPython can run the garbage collector while a subclass instance is
+    /// still being allocated (its `__dict__` is created before our fields are), and the
+    /// collector then traverses zeroed memory: `__traverse__` must not read the fields then.
+    initialized: bool,
 }
 
 impl Pickler {
@@ -198,6 +202,7 @@ impl Pickler {
             buffer_callback: None,
             memo: MemoStore::default(),
             globals_ref: PyDict::new(py).unbind(),
+            initialized: true,
         }
     }
 
@@ -302,6 +307,9 @@ impl Pickler {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if !self.initialized {
+            return Ok(());
+        }
         if let Some(w) = &self.write {
             visit.call(w)?;
         }
