@@ -16,7 +16,7 @@ CHILD = textwrap.dedent(
     import gc, io, pickle, skypickle
     gc.set_threshold(1, 1, 1)  # collect at (almost) every allocation
     junk = []
-    for i in range(3000):
+    for i in range(20000):
         class Sub(skypickle.Pickler):
             def persistent_id(self, obj):
                 return None
