@@ -28,6 +28,8 @@ pub enum PathSegment {
     ReduceCallable,
     /// The argument tuple of a reduce value.
     ReduceArgs,
+    /// The class an object is created from (NEWOBJ / NEWOBJ_EX).
+    Class,
     /// The state of a reduce value (what BUILD or the state setter receives).
     State,
     /// The persistent id returned by `persistent_id`.
@@ -172,6 +174,7 @@ pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
             PathSegment::SetItem(n) => text.push_str(&format!(" (set element #{n})")),
             PathSegment::ReduceCallable => text.push_str(&format!(".__reduce_ex__({proto})[0]")),
             PathSegment::ReduceArgs => text.push_str(&format!(".__reduce_ex__({proto})[1]")),
+            PathSegment::Class => text.push_str(".__class__"),
             PathSegment::PersistentId => text.push_str(" (its persistent_id)"),
         }
         i += 1;

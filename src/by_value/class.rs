@@ -165,12 +165,16 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
             type_kwargs.set_item(pyo3::intern!(py, "__dict__"), dict_attr)?;
         }
     }
-    // Non-empty `__slots__` go to the skeleton so the slots are real. An empty `__slots__`
-    // (typing.NamedTuple forbids redefining it) stays in the state, as cloudpickle sends it.
+    // `__slots__` go to the skeleton so the slots are real. Except an empty `__slots__` on a
+    // tuple subclass (namedtuples: typing.NamedTuple forbids redefining it), which stays in the
+    // state, as cloudpickle sends it.
+    let is_tuple = cls
+        .cast::<pyo3::types::PyType>()?
+        .is_subclass(&py.get_type::<PyTuple>())?;
     let slots = own
         .get_item("__slots__")
         .ok()
-        .filter(|s| !slot_names(cls, s).map(|n| n.is_empty()).unwrap_or(true));
+        .filter(|s| !(is_tuple && slot_names(cls, s).map(|n| n.is_empty()).unwrap_or(true)));
     if let Some(slots) = &slots {
         type_kwargs.set_item(pyo3::intern!(py, "__slots__"), slots)?;
     }
@@ -243,13 +247,15 @@ fn enum_constructor_extra<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
 fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
     let w = wire(py)?;
+    // Every member name, aliases included (`__members__`, in definition order): the skeleton
+    // recreates the aliases, and none of them may be set again from the state (assigning a
+    // member name on an existing enum raises; cloudpickle trips on that for aliases).
     let members = PyDict::new(py);
-    for member in cls.try_iter()? {
-        let member = member?;
-        members.set_item(
-            member.getattr(pyo3::intern!(py, "name"))?,
-            member.getattr(pyo3::intern!(py, "value"))?,
-        )?;
+    let all_members = cls.getattr(pyo3::intern!(py, "__members__"))?;
+    for name in all_members.try_iter()? {
+        let name = name?;
+        let member = all_members.get_item(&name)?;
+        members.set_item(name, member.getattr(pyo3::intern!(py, "value"))?)?;
     }
     let extra = enum_constructor_extra(cls)?;
     let args = PyTuple::new(

@@ -181,7 +181,7 @@ impl<'py> Dumper<'py> {
             return Ok(false);
         };
         // What save_reduce writes for (copyreg.__newobj__, (cls,), state, None, None).
-        self.save(tp.as_any()).at(|| PathSegment::ReduceArgs)?;
+        self.save(tp.as_any()).at(|| PathSegment::Class)?;
         // The general path saves the empty argument tuple with save(): an opcode boundary.
         self.opcode_boundary()?;
         self.write(&[EMPTY_TUPLE, NEWOBJ])?;

@@ -278,7 +278,7 @@ impl<'py> Dumper<'py> {
                         .into());
                     }
                 }
-                self.save(&cls).at(|| PathSegment::ReduceArgs)?;
+                self.save(&cls).at(|| PathSegment::Class)?;
                 let rest = args.get_slice(1, args.len());
                 self.save(rest.as_any()).at(|| PathSegment::ReduceArgs)?;
                 self.write(&[NEWOBJ])
