@@ -20,10 +20,10 @@ pub fn registry(py: Python<'_>) -> PyResult<&Bound<'_, PySet>> {
 }
 
 fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    Ok(py
-        .import("sys")?
-        .getattr(pyo3::intern!(py, "modules"))?
-        .cast_into::<PyDict>()?)
+    // SAFETY: a borrowed reference to the interpreter's module dict (never null while the
+    // interpreter runs), owned from here on.
+    let modules = unsafe { Bound::from_borrowed_ptr(py, pyo3::ffi::PyImport_GetModuleDict()) };
+    Ok(modules.cast_into::<PyDict>()?)
 }
 
 fn module_repr_error(module: &Bound<'_, PyAny>) -> PyResult<PyErr> {
@@ -175,13 +175,29 @@ pub fn lookup_module_and_qualname<'py>(
         Some(n) => n,
         None => obj.getattr(pyo3::intern!(py, "__name__"))?,
     };
-    lookup_module_and_name(obj, &name.str()?.to_cow()?)
+    let text = name.str()?.to_cow()?.into_owned();
+    // The common undotted name: look it up with the name object itself (already hashed,
+    // usually interned) rather than a new string.
+    if !text.contains('.') {
+        if let Ok(name_str) = name.cast::<PyString>() {
+            return lookup_module_with(obj, &text, |module| module.getattr(name_str));
+        }
+    }
+    lookup_module_and_name(obj, &text)
 }
 
 /// `lookup_module_and_qualname` with the name given (TypeVars are found by `__name__`).
 pub fn lookup_module_and_name<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
+) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    lookup_module_with(obj, name, |module| getattribute(module, name))
+}
+
+fn lookup_module_with<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    resolve: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
     let py = obj.py();
     let name = name.to_owned();
@@ -196,7 +212,7 @@ pub fn lookup_module_and_name<'py>(
     let Some(module) = sys_modules(py)?.get_item(&module_name)? else {
         return Ok(None);
     };
-    match getattribute(&module, &name) {
+    match resolve(&module) {
         Ok(found) if found.is(obj) => Ok(Some((module, name))),
         Ok(_) => Ok(None),
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(None),

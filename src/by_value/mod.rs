@@ -61,6 +61,28 @@ fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     Ok(dealloc_of(cls) == *expected)
 }
 
+/// What to do with a function.
+pub enum FunctionDecision<'py> {
+    /// Importable by the loader: a global, with the module `lookup_module_and_qualname` found.
+    ByReference,
+    /// The reduce value that rebuilds it.
+    ByValue(Bound<'py, PyTuple>),
+}
+
+/// The decision for an exact function (cloudpickle's `_function_reduce`).
+pub fn function_decision<'py>(
+    func: &Bound<'py, PyAny>,
+    globals_ref: &Bound<'py, PyDict>,
+) -> PyResult<FunctionDecision<'py>> {
+    if lookup::should_pickle_by_reference(func)? {
+        return Ok(FunctionDecision::ByReference);
+    }
+    if let Some(rv) = singledispatch_reduce(func)? {
+        return Ok(FunctionDecision::ByValue(rv));
+    }
+    function::function_reduce(func, globals_ref).map(FunctionDecision::ByValue)
+}
+
 /// cloudpickle's `reducer_override`: a reduce value for `obj`, or `None` for "not mine".
 pub fn reducer_override<'py>(
     obj: &Bound<'py, PyAny>,
@@ -70,13 +92,10 @@ pub fn reducer_override<'py>(
         return class_reduce(obj);
     }
     if obj.is_exact_instance_of::<PyFunction>() {
-        if lookup::should_pickle_by_reference(obj)? {
-            return Ok(None);
-        }
-        if let Some(rv) = singledispatch_reduce(obj)? {
-            return Ok(Some(rv));
-        }
-        return function::function_reduce(obj, globals_ref).map(Some);
+        return Ok(match function_decision(obj, globals_ref)? {
+            FunctionDecision::ByReference => None,
+            FunctionDecision::ByValue(rv) => Some(rv),
+        });
     }
     Ok(None)
 }
