@@ -32,11 +32,10 @@ mod _skypickle {
     #[pymodule_export]
     use crate::by_value::reducers::{
         _cached_property_reduce, _cell_reduce, _classmethod_reduce, _code_reduce,
-        _dataclass_field_base_reduce, _dict_items_reduce, _dict_keys_reduce, _dict_values_reduce,
-        _file_reduce, _getset_descriptor_reduce, _logger_reduce, _lru_cache_reduce,
-        _mappingproxy_reduce, _memoryview_reduce, _method_reduce, _module_reduce,
-        _odict_items_reduce, _odict_keys_reduce, _odict_values_reduce, _property_reduce,
-        _root_logger_reduce, _typevar_reduce, _weakset_reduce,
+        _dataclass_field_base_reduce, _dict_view_reduce, _file_reduce, _getset_descriptor_reduce,
+        _logger_reduce, _lru_cache_reduce, _mappingproxy_reduce, _memoryview_reduce,
+        _method_reduce, _module_reduce, _property_reduce, _root_logger_reduce, _typevar_reduce,
+        _weakset_reduce,
     };
 
     // Wire names: the reconstructors pickles refer to. Never rename these.

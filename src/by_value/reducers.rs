@@ -265,52 +265,48 @@ fn view_reduce<'py>(
     reduce_value(py, rebuild.bind(py).clone(), args)
 }
 
-#[pyfunction]
-pub fn _dict_keys_reduce<'py>(
-    py: Python<'py>,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_keys, false, false)
-}
+/// A dict view type with (rebuilder: 0 keys / 1 values / 2 items, is-items, is-ordered).
+type ViewKind = (Py<PyAny>, u8, bool, bool);
 
-#[pyfunction]
-pub fn _dict_values_reduce<'py>(
-    py: Python<'py>,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_values, false, false)
-}
+/// The six view types.
+static VIEW_TYPES: pyo3::sync::PyOnceLock<Vec<ViewKind>> = pyo3::sync::PyOnceLock::new();
 
+/// Dict views (plain and `OrderedDict`, keys/values/items), by their exact type.
 #[pyfunction]
-pub fn _dict_items_reduce<'py>(
+pub fn _dict_view_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_items, true, false)
-}
-
-#[pyfunction]
-pub fn _odict_keys_reduce<'py>(
-    py: Python<'py>,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_keys, false, true)
-}
-
-#[pyfunction]
-pub fn _odict_values_reduce<'py>(
-    py: Python<'py>,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_values, false, true)
-}
-
-#[pyfunction]
-pub fn _odict_items_reduce<'py>(
-    py: Python<'py>,
-    obj: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    view_reduce(py, obj, &wire(py)?.make_dict_items, true, true)
+    let kinds = VIEW_TYPES.get_or_try_init(py, || -> PyResult<_> {
+        let plain = PyDict::new(py);
+        let ordered = py.import("collections")?.getattr("OrderedDict")?.call0()?;
+        let mut kinds = Vec::new();
+        for (dict, is_ordered) in [(plain.into_any(), false), (ordered, true)] {
+            for (method, which, is_items) in [
+                ("keys", 0u8, false),
+                ("values", 1, false),
+                ("items", 2, true),
+            ] {
+                let view_type = dict.call_method0(method)?.get_type().into_any().unbind();
+                kinds.push((view_type, which, is_items, is_ordered));
+            }
+        }
+        Ok(kinds)
+    })?;
+    let tp = obj.get_type();
+    let Some((_, which, is_items, is_ordered)) = kinds.iter().find(|(t, ..)| tp.is(t)) else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "_dict_view_reduce() takes a dict view, not {}",
+            tp.name()?
+        )));
+    };
+    let w = wire(py)?;
+    let rebuild = match which {
+        0 => &w.make_dict_keys,
+        1 => &w.make_dict_values,
+        _ => &w.make_dict_items,
+    };
+    view_reduce(py, obj, rebuild, *is_items, *is_ordered)
 }
 
 /// Text files opened for reading: their whole content as an `io.StringIO` at the same
@@ -511,12 +507,12 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
             dataclasses.getattr(pyo3::intern!(py, "_FIELD_BASE"))?,
             "_dataclass_field_base_reduce",
         ),
-        (dict_keys.clone(), "_dict_keys_reduce"),
-        (dict_values.clone(), "_dict_values_reduce"),
-        (dict_items.clone(), "_dict_items_reduce"),
-        (odict_keys.clone(), "_odict_keys_reduce"),
-        (odict_values.clone(), "_odict_values_reduce"),
-        (odict_items.clone(), "_odict_items_reduce"),
+        (dict_keys.clone(), "_dict_view_reduce"),
+        (dict_values.clone(), "_dict_view_reduce"),
+        (dict_items.clone(), "_dict_view_reduce"),
+        (odict_keys.clone(), "_dict_view_reduce"),
+        (odict_values.clone(), "_dict_view_reduce"),
+        (odict_items.clone(), "_dict_view_reduce"),
         (
             types.getattr(pyo3::intern!(py, "MappingProxyType"))?,
             "_mappingproxy_reduce",
