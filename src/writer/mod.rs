@@ -256,6 +256,14 @@ impl<B: Buffer> Output<B> {
     /// as `_pickle.c` does: the open frame is committed and framing paused for the payload.
     pub fn write_unframed(&mut self, header: &[u8], payload: &[u8]) -> Result<(), OutOfMemory> {
         self.commit_frame();
+        // Room for the payload plus a frame's worth of what follows, rather than half as much
+        // again: a large payload is usually most of the pickle, and untouched slack is waste.
+        let needed = self.len + header.len() + payload.len() + FRAME_SIZE_TARGET;
+        if needed > self.cap {
+            self.buf.grow(self.len, needed)?;
+            self.ptr = self.buf.as_mut_ptr();
+            self.cap = self.buf.capacity();
+        }
         let framing = self.framing;
         self.framing = false;
         let result = self.write(header).and_then(|()| self.write(payload));
