@@ -34,6 +34,10 @@ pub enum PathSegment {
     State,
     /// The persistent id returned by `persistent_id`.
     PersistentId,
+    /// A function pickled by value: the steps inside it read as its attributes.
+    Function,
+    /// A cell: its state is its contents.
+    Cell,
 }
 
 struct Inner {
@@ -146,6 +150,23 @@ pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
     let mut i = 0;
     while i < steps.len() {
         match steps[i] {
+            PathSegment::Function => {
+                // Inside a by-value function's reduce value (see by_value/function.rs): name the
+                // function attribute the step stands for.
+                let (rendered, consumed) = function_step(py, &steps[i + 1..]);
+                text.push_str(&rendered);
+                i += 1 + consumed;
+                continue;
+            }
+            PathSegment::Cell => {
+                if matches!(steps.get(i + 1), Some(PathSegment::State)) {
+                    text.push_str(".cell_contents");
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
             PathSegment::State => {
                 // state -> dict value, or state -> (dict, slots)[n] -> value: show `.name`.
                 let next = steps.get(i + 1);
@@ -180,6 +201,26 @@ pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
         i += 1;
     }
     text
+}
+
+/// The attribute a step into a by-value function's reduce value stands for, and how many
+/// steps it covers: args `(code, globals, name, defaults, closure)`, state `(dict, slotstate)`.
+fn function_step(py: Python<'_>, steps: &[&PathSegment]) -> (String, usize) {
+    match steps {
+        [PathSegment::ReduceArgs, PathSegment::Item(0), ..] => (".__code__".into(), 2),
+        [PathSegment::ReduceArgs, PathSegment::Item(1), ..] => (".__globals__".into(), 2),
+        [PathSegment::ReduceArgs, PathSegment::Item(4), PathSegment::Item(n), ..] => {
+            (format!(".__closure__[{n}]"), 3)
+        }
+        [PathSegment::State, PathSegment::Item(1), PathSegment::Value(k), ..] => {
+            let key = k.bind(py).to_string();
+            (format!(".{key}"), 3)
+        }
+        [PathSegment::State, PathSegment::Item(0), PathSegment::Value(k), ..] => {
+            (format!(".__dict__[{}]", short_repr(k.bind(py))), 3)
+        }
+        _ => (String::new(), 0),
+    }
 }
 
 /// Longest path rendered in a note; deeper failures show both ends.

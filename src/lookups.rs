@@ -26,6 +26,7 @@ pub struct TypePtrs {
     pub picklebuffer: usize,
     pub type_: usize,
     pub function: usize,
+    pub cell: usize,
 }
 
 pub struct Lookups {
@@ -86,6 +87,7 @@ fn build(py: Python<'_>) -> PyResult<Lookups> {
             picklebuffer: pickle.getattr("PickleBuffer")?.as_ptr() as usize,
             type_: type_ptr::<PyType>(py),
             function: type_ptr::<PyFunction>(py),
+            cell: py.import("types")?.getattr("CellType")?.as_ptr() as usize,
         },
         copyreg_dispatch: copyreg_dispatch.unbind(),
         extension_registry: copyreg

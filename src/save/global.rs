@@ -197,6 +197,28 @@ impl<'py> Dumper<'py> {
         self.memo_put(obj)
     }
 
+    /// A function the by-value layer found importable: `lookup_module_and_qualname` already
+    /// found its module in `sys.modules` and checked that `module.qualname` is this function,
+    /// which is what `save_global` would check again. Written directly when that gives the same
+    /// bytes (protocol 4+, no extension codes registered, `__module__` set), else by
+    /// `save_global`.
+    pub(crate) fn save_function_by_reference(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if self.proto >= 4 && self.lk.extension_registry.bind(py).is_empty() {
+            let module_name = obj.getattr(pyo3::intern!(py, "__module__"))?;
+            if !module_name.is_none() {
+                let qualname = obj.getattr(pyo3::intern!(py, "__qualname__"))?;
+                if qualname.is_instance_of::<PyString>() {
+                    self.save(&module_name)?;
+                    self.save(&qualname)?;
+                    self.write(&[STACK_GLOBAL])?;
+                    return self.memo_put(obj);
+                }
+            }
+        }
+        self.save_global(obj, None)
+    }
+
     /// A nested name (`Outer.Inner`) below protocol 4, which has no dotted globals.
     #[cfg(not(Py_3_13))]
     fn save_nested_name(

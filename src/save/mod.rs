@@ -288,10 +288,17 @@ impl<'py> Dumper<'py> {
             if !rv.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
-        } else if tp == types.function
-            || tp == types.type_
-            || obj.is_instance_of::<pyo3::types::PyType>()
-        {
+        } else if tp == types.function {
+            // cloudpickle's reducer_override for functions, natively.
+            return match crate::by_value::function_decision(obj, &self.globals_ref)? {
+                crate::by_value::FunctionDecision::ByValue(rv) => self
+                    .save_reduce(&rv, Some(obj))
+                    .at(|| PathSegment::Function),
+                crate::by_value::FunctionDecision::ByReference => {
+                    self.save_function_by_reference(obj)
+                }
+            };
+        } else if tp == types.type_ || obj.is_instance_of::<pyo3::types::PyType>() {
             // cloudpickle's reducer_override, natively: functions and classes that must travel
             // by value.
             if let Some(rv) = crate::by_value::reducer_override(obj, &self.globals_ref)? {
@@ -305,6 +312,10 @@ impl<'py> Dumper<'py> {
             return self.save_global(obj, None);
         }
         let rv = if let Some(reducer) = self.dispatch_lookup(obj)? {
+            if tp == types.cell {
+                let rv = reducer.call1((obj,))?;
+                return self.save_reduce_value(obj, &rv).at(|| PathSegment::Cell);
+            }
             reducer.call1((obj,))?
         } else if obj.is_instance_of::<pyo3::types::PyType>() {
             return self.save_global(obj, None);
