@@ -87,43 +87,52 @@ pub fn _function_setstate<'py>(
         ));
     }
     let dict_state = expect::<PyDict>(&state.get_item(0)?, "function state", "a dict")?;
-    let slotstate =
-        expect::<PyDict>(&state.get_item(1)?, "function slotstate", "a dict")?.copy()?;
-    let func_dict = func.getattr(pyo3::intern!(py, "__dict__"))?;
-    func_dict.call_method1(pyo3::intern!(py, "update"), (dict_state,))?;
+    let slotstate = expect::<PyDict>(&state.get_item(1)?, "function slotstate", "a dict")?;
+    if !dict_state.is_empty() {
+        let func_dict = func.getattr(pyo3::intern!(py, "__dict__"))?;
+        func_dict.call_method1(pyo3::intern!(py, "update"), (dict_state,))?;
+    }
     let func_globals = func.getattr(pyo3::intern!(py, "__globals__"))?;
-    if let Some(globals) = slotstate.get_item("__globals__")? {
-        slotstate.del_item("__globals__")?;
-        let globals = expect::<PyDict>(&globals, "function __globals__ state", "a dict")?;
-        func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
-    }
-    // Imported only to make the loader import them (submodules the code reaches as attributes).
-    // cloudpickle 3.x pickles name the same entry `_cloudpickle_submodules`.
-    for key in ["_skypickle_submodules", "_cloudpickle_submodules"] {
-        if slotstate.contains(key)? {
-            slotstate.del_item(key)?;
-        }
-    }
-    // cloudpickle 3.x pickles send the closure's cells separately: copy their contents.
-    if let Some(cells) = slotstate.get_item("__closure__")? {
-        slotstate.del_item("__closure__")?;
-        if !cells.is_none() {
-            let own = func.getattr(pyo3::intern!(py, "__closure__"))?;
-            for (i, cell) in cells.try_iter()?.enumerate() {
-                if let Ok(value) = cell?.getattr(pyo3::intern!(py, "cell_contents")) {
-                    own.get_item(i)?
-                        .setattr(pyo3::intern!(py, "cell_contents"), value)?;
-                }
-            }
-        }
-    }
-    let builtins = py.import("builtins")?.dict();
-    func_globals.set_item(pyo3::intern!(py, "__builtins__"), builtins)?;
+    // One pass, in the state's order: the globals the code uses go into its namespace, the
+    // submodule list only had to be loaded (its modules are imported by now), and every other
+    // entry is an attribute.
     for (key, value) in slotstate.iter() {
         let key = expect::<PyString>(&key, "function attribute name", "a str")?;
-        func.setattr(&key, value)?;
+        match &*key.to_cow()? {
+            "__globals__" => {
+                let globals = expect::<PyDict>(&value, "function __globals__ state", "a dict")?;
+                func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
+            }
+            // cloudpickle 3.x pickles name the same entry `_cloudpickle_submodules`.
+            "_skypickle_submodules" | "_cloudpickle_submodules" => {}
+            // cloudpickle 3.x pickles send the closure's cells separately: copy their contents.
+            "__closure__" => {
+                if !value.is_none() {
+                    let own = func.getattr(pyo3::intern!(py, "__closure__"))?;
+                    for (i, cell) in value.try_iter()?.enumerate() {
+                        if let Ok(contents) = cell?.getattr(pyo3::intern!(py, "cell_contents")) {
+                            own.get_item(i)?
+                                .setattr(pyo3::intern!(py, "cell_contents"), contents)?;
+                        }
+                    }
+                }
+            }
+            _ => func.setattr(&key, value)?,
+        }
     }
+    func_globals.set_item(pyo3::intern!(py, "__builtins__"), builtins_dict(py)?)?;
     Ok(())
+}
+
+static BUILTINS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+/// `builtins.__dict__`, what loaded functions and modules get as `__builtins__`.
+fn builtins_dict(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    BUILTINS
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("builtins")?.dict().unbind())
+        })
+        .map(|d| d.bind(py))
 }
 
 static CELL_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -180,7 +189,7 @@ pub fn _dynamic_subimport<'py>(
     let module = PyModule::new(py, &name.to_cow()?)?;
     let dict = module.dict();
     dict.update(vars.as_mapping())?;
-    dict.set_item("__builtins__", py.import("builtins")?.dict())?;
+    dict.set_item("__builtins__", builtins_dict(py)?)?;
     Ok(module)
 }
 
