@@ -112,3 +112,18 @@ def test_class_mutated_between_dumps_is_rechecked():
     finally:
         del Plain.__getstate__
     assert skypickle.dumps(obj) == first
+
+
+@pytest.mark.parametrize("proto", range(6))
+def test_reconstructors_written_like_pickle_writes_them(proto):
+    # skypickle's own reconstructors are written by name without pickle's lookups: the bytes
+    # must be those pickle writes for the same objects.
+    from skypickle import _skypickle
+
+    wire = [
+        getattr(_skypickle, name)
+        for name in ("_make_code", "_make_function", "_function_setstate", "_make_empty_cell")
+    ]
+    obj = [wire, wire[0], ("x", wire[1])]
+    assert skypickle.dumps(obj, proto) == pickle.dumps(obj, proto)
+    assert pickle.loads(skypickle.dumps(obj, proto))[1] is _skypickle._make_code

@@ -103,18 +103,6 @@ impl<'py> Dumper<'py> {
         name: Option<&Bound<'py, PyString>>,
     ) -> SaveResult {
         let py = self.py;
-        if name.is_none() && obj.is_instance_of::<pyo3::types::PyCFunction>() {
-            if let Some((module_name, global_name)) = known_global(obj) {
-                if self.proto >= 4 {
-                    self.save(&module_name)?;
-                    self.save(global_name.as_any())?;
-                    self.write(&[STACK_GLOBAL])?;
-                } else {
-                    self.write_global_text(&module_name, global_name.as_any())?;
-                }
-                return self.memo_put(obj);
-            }
-        }
         let global_name = match name {
             Some(n) => n.clone().into_any(),
             None => match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
@@ -195,6 +183,28 @@ impl<'py> Dumper<'py> {
             self.write_global_text(&module_name, global_name.as_any())?;
         }
         self.memo_put(obj)
+    }
+
+    /// skypickle's own reconstructors (builtin functions whose `__reduce__` names them): written
+    /// by name directly, with the same bytes `save_global` would produce after its checks,
+    /// which they pass by construction. Returns false for any other object.
+    pub(crate) fn save_known_global(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult<bool> {
+        let py = self.py;
+        if self.proto >= 2 && !self.lk.extension_registry.bind(py).is_empty() {
+            return Ok(false);
+        }
+        let Some((module_name, global_name)) = known_global(obj) else {
+            return Ok(false);
+        };
+        if self.proto >= 4 {
+            self.save(&module_name)?;
+            self.save(global_name.as_any())?;
+            self.write(&[STACK_GLOBAL])?;
+        } else {
+            self.write_global_text(&module_name, global_name.as_any())?;
+        }
+        self.memo_put(obj)?;
+        Ok(true)
     }
 
     /// A function the by-value layer found importable: `lookup_module_and_qualname` already

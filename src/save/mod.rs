@@ -319,10 +319,13 @@ impl<'py> Dumper<'py> {
             reducer.call1((obj,))?
         } else if obj.is_instance_of::<pyo3::types::PyType>() {
             return self.save_global(obj, None);
-        } else if self.proto >= 2
-            && self.hooks.persistent_id.is_none()
-            && self.save_plain_instance(obj)?
+        } else if (tp == types.builtin_function && self.save_known_global(obj)?)
+            || (self.proto >= 2
+                && self.hooks.persistent_id.is_none()
+                && self.save_plain_instance(obj)?)
         {
+            // Fast paths that write what `__reduce_ex__` would lead to: skypickle's own
+            // reconstructors by name, and plain-class instances.
             return Ok(());
         } else if let Some(reduce_ex) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
             reduce_ex.call1((self.proto,))?
