@@ -13,6 +13,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::tracker::get_or_create_tracker_id;
+
+static ABC_META: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
+static ENUM: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
+static PROPERTY: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
 use crate::rebuild::wire;
 
 /// A new str with the same text: the keys of a class dict are interned in the sender but
@@ -97,8 +101,8 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
     let py = cls.py();
     let clsdict = extract_class_dict(cls)?;
     pop(&clsdict, "__weakref__")?;
-    let abc_meta = py.import("abc")?.getattr(pyo3::intern!(py, "ABCMeta"))?;
-    if cls.get_type().is_subclass(&abc_meta)? {
+    let abc_meta = ABC_META.import(py, "abc", "ABCMeta")?;
+    if cls.get_type().is_subclass(abc_meta)? {
         for key in [
             "_abc_cache",
             "_abc_negative_cache",
@@ -139,8 +143,8 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
 /// The reduce value of a class pickled by value.
 pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
-    let enum_type = py.import("enum")?.getattr(pyo3::intern!(py, "Enum"))?;
-    if cls.cast::<pyo3::types::PyType>()?.is_subclass(&enum_type)? {
+    let enum_type = ENUM.import(py, "enum", "Enum")?;
+    if cls.cast::<pyo3::types::PyType>()?.is_subclass(enum_type)? {
         return enum_reduce(cls);
     }
     let w = wire(py)?;
@@ -157,10 +161,9 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
         )?;
     }
     if let Ok(dict_attr) = own.get_item("__dict__") {
-        if dict_attr.is_instance_of::<pyo3::types::PyAny>()
-            && dict_attr.get_type().is(py
-                .import("builtins")?
-                .getattr(pyo3::intern!(py, "property"))?)
+        if dict_attr
+            .get_type()
+            .is(PROPERTY.import(py, "builtins", "property")?)
         {
             type_kwargs.set_item(pyo3::intern!(py, "__dict__"), dict_attr)?;
         }
