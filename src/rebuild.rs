@@ -288,17 +288,36 @@ fn skeleton_without_init_subclass<'py>(
     namespace: &Bound<'py, PyAny>,
     meta_kwds: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let build_on = |placeholder: Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
+        let cls = meta.call(
+            (name, PyTuple::new(py, [placeholder])?, namespace),
+            Some(meta_kwds),
+        )?;
+        cls.setattr("__bases__", bases)?;
+        Ok(cls)
+    };
     // A throwaway plain base: same instance layout as a plain Python class (so `__bases__`
     // may be reassigned) and no __init_subclass__ of its own.
-    let placeholder =
+    let plain =
         py.get_type::<PyType>()
             .call1(("_skeleton_base", PyTuple::empty(py), PyDict::new(py)))?;
-    let cls = meta.call(
-        (name, PyTuple::new(py, [placeholder])?, namespace),
-        Some(meta_kwds),
-    )?;
-    cls.setattr("__bases__", bases)?;
-    Ok(cls)
+    match build_on(plain) {
+        Ok(cls) => Ok(cls),
+        Err(first_error) => {
+            // The first base has another layout (an ABC, slots, a builtin base): stand in for
+            // it with a class of its metaclass on its own bases, which has its layout.
+            let first_base = bases.get_item(0)?;
+            let standin = first_base
+                .get_type()
+                .call1((
+                    "_skeleton_base",
+                    first_base.getattr("__bases__")?,
+                    PyDict::new(py),
+                ))
+                .map_err(|_| first_error.clone_ref(py))?;
+            build_on(standin).map_err(|_| first_error)
+        }
+    }
 }
 
 /// `_make_skeleton_enum(bases, name, qualname, members, module, tracker_id, extra)`: the enum
