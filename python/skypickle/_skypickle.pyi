@@ -65,17 +65,33 @@ def _subimport(name: str, /) -> Any: ...
 def _dynamic_subimport(name: str, vars: dict[str, Any], /) -> Any: ...
 def _builtin_type(name: str, /) -> type: ...
 def _make_skeleton_class(
-    type_constructor: type, name: str, bases: tuple[Any, ...], type_kwargs: dict[str, Any],
-    class_tracker_id: str | None, extra: Any, /,
+    type_constructor: type,
+    name: str,
+    bases: tuple[Any, ...],
+    type_kwargs: dict[str, Any],
+    class_tracker_id: str | None,
+    extra: Any,
+    /,
 ) -> type: ...
 def _make_skeleton_enum(
-    bases: tuple[type, ...], name: str, qualname: str, members: dict[str, Any], module: str,
-    class_tracker_id: str | None, extra: Any, /,
+    bases: tuple[type, ...],
+    name: str,
+    qualname: str,
+    members: dict[str, Any],
+    module: str,
+    class_tracker_id: str | None,
+    extra: Any,
+    /,
 ) -> type: ...
 def _class_setstate(obj: type, state: tuple[dict[str, Any], dict[str, Any]], /) -> type: ...
 def _make_typevar(
-    name: str, bound: Any, constraints: tuple[Any, ...], covariant: bool, contravariant: bool,
-    class_tracker_id: str | None, /,
+    name: str,
+    bound: Any,
+    constraints: tuple[Any, ...],
+    covariant: bool,
+    contravariant: bool,
+    class_tracker_id: str | None,
+    /,
 ) -> Any: ...
 def _get_dataclass_field_type_sentinel(name: str, /) -> Any: ...
 def _make_dict_keys(obj: Any, is_ordered: bool = False) -> Any: ...
@@ -85,5 +101,6 @@ def _file_reconstructor(obj: Any, /) -> Any: ...
 def _make_lru_cache(func: Any, maxsize: Any, typed: Any, /) -> Any: ...
 def _make_singledispatch(func: Any, implementations: Any, /) -> Any: ...
 def _make_cached_property(func: Any, attrname: Any, doc: Any, /) -> Any: ...
+
 subimport = _subimport
 dynamic_subimport = _dynamic_subimport
