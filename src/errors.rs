@@ -89,10 +89,6 @@ impl SaveError {
         self.0.path.push(segment);
         self
     }
-
-    pub fn into_pyerr(self) -> PyErr {
-        self.0.err
-    }
 }
 
 /// Extension for results: `save(child).at(|| PathSegment::Item(i))`.

@@ -16,7 +16,6 @@ use super::tracker::get_or_create_tracker_id;
 
 static ABC_META: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
 static ENUM: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
-static PROPERTY: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
 use crate::rebuild::wire;
 
 /// A new str with the same text: the keys of a class dict are interned in the sender but
@@ -161,10 +160,7 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
         )?;
     }
     if let Ok(dict_attr) = own.get_item("__dict__") {
-        if dict_attr
-            .get_type()
-            .is(PROPERTY.import(py, "builtins", "property")?)
-        {
+        if dict_attr.get_type().is(super::property_type(py)?) {
             type_kwargs.set_item(pyo3::intern!(py, "__dict__"), dict_attr)?;
         }
     }
@@ -193,16 +189,11 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
         ],
     )?;
     let state = class_getstate(cls, slots.is_some())?;
-    PyTuple::new(
-        py,
-        [
-            w.make_skeleton_class.bind(py).clone(),
-            args.into_any(),
-            state.into_any(),
-            py.None().into_bound(py),
-            py.None().into_bound(py),
-            w.class_setstate.bind(py).clone(),
-        ],
+    super::reduce_with_state_setter(
+        &w.make_skeleton_class,
+        args.into_any(),
+        state.into_any(),
+        &w.class_setstate,
     )
 }
 
@@ -290,16 +281,11 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
             pop(&clsdict, &name.to_cow()?)?;
         }
     }
-    PyTuple::new(
-        py,
-        [
-            w.make_skeleton_enum.bind(py).clone(),
-            args.into_any(),
-            state.into_any(),
-            py.None().into_bound(py),
-            py.None().into_bound(py),
-            w.class_setstate.bind(py).clone(),
-        ],
+    super::reduce_with_state_setter(
+        &w.make_skeleton_enum,
+        args.into_any(),
+        state.into_any(),
+        &w.class_setstate,
     )
 }
 

@@ -250,15 +250,10 @@ pub fn function_reduce<'py>(
             closure,
         ],
     )?;
-    PyTuple::new(
-        py,
-        [
-            w.make_function.bind(py).clone(),
-            args.into_any(),
-            state.into_any(),
-            py.None().into_bound(py),
-            py.None().into_bound(py),
-            w.function_setstate.bind(py).clone(),
-        ],
+    super::reduce_with_state_setter(
+        &w.make_function,
+        args.into_any(),
+        state.into_any(),
+        &w.function_setstate,
     )
 }

@@ -61,6 +61,36 @@ fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     Ok(dealloc_of(cls) == *expected)
 }
 
+static PROPERTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `builtins.property`.
+pub fn property_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    PROPERTY.import(py, "builtins", "property")
+}
+
+/// A reduce value whose object is memoised before its state is saved and restored by
+/// `setter(obj, state)`: `(callable, args, state, None, None, setter)`. Functions, classes and
+/// cells all use it, so whatever their state refers to (the object itself included) is safe.
+pub fn reduce_with_state_setter<'py>(
+    callable: &Py<PyAny>,
+    args: Bound<'py, PyAny>,
+    state: Bound<'py, PyAny>,
+    setter: &Py<PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let py = args.py();
+    PyTuple::new(
+        py,
+        [
+            callable.bind(py).clone(),
+            args,
+            state,
+            py.None().into_bound(py),
+            py.None().into_bound(py),
+            setter.bind(py).clone(),
+        ],
+    )
+}
+
 /// What to do with a function.
 pub enum FunctionDecision<'py> {
     /// Importable by the loader: a global, with the module `lookup_module_and_qualname` found.

@@ -25,19 +25,13 @@ pub fn _cell_reduce<'py>(
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let w = wire(py)?;
-    let make_empty = w.make_empty_cell.bind(py).clone();
     match obj.getattr(pyo3::intern!(py, "cell_contents")) {
-        Err(_) => reduce_value(py, make_empty, vec![]),
-        Ok(contents) => PyTuple::new(
-            py,
-            [
-                make_empty,
-                PyTuple::empty(py).into_any(),
-                contents,
-                py.None().into_bound(py),
-                py.None().into_bound(py),
-                w.cell_set.bind(py).clone(),
-            ],
+        Err(_) => reduce_value(py, w.make_empty_cell.bind(py).clone(), vec![]),
+        Ok(contents) => super::reduce_with_state_setter(
+            &w.make_empty_cell,
+            PyTuple::empty(py).into_any(),
+            contents,
+            &w.cell_set,
         ),
     }
 }
@@ -104,9 +98,7 @@ pub fn _property_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let property = py
-        .import("builtins")?
-        .getattr(pyo3::intern!(py, "property"))?;
+    let property = super::property_type(py)?.clone().into_any();
     reduce_value(
         py,
         property,
@@ -135,9 +127,7 @@ pub fn _getset_descriptor_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let getattr = py
-        .import("builtins")?
-        .getattr(pyo3::intern!(py, "getattr"))?;
+    let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
     reduce_value(
         py,
         getattr,
@@ -154,7 +144,7 @@ pub fn _memoryview_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bytes = py.import("builtins")?.getattr(pyo3::intern!(py, "bytes"))?;
+    let bytes = py.get_type::<pyo3::types::PyBytes>().into_any();
     reduce_value(py, bytes, vec![obj.call_method0("tobytes")?])
 }
 
@@ -204,9 +194,7 @@ pub fn _typevar_reduce<'py>(
     let found = super::lookup::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
     if let Some((module, _)) = &found {
         if !super::lookup::is_registered_pickle_by_value(module)? {
-            let getattr = py
-                .import("builtins")?
-                .getattr(pyo3::intern!(py, "getattr"))?;
+            let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
             return reduce_value(py, getattr, vec![module.clone(), name]);
         }
     }
@@ -323,9 +311,7 @@ pub fn _file_reduce<'py>(
         ));
     };
     let sys = py.import("sys")?;
-    let getattr = py
-        .import("builtins")?
-        .getattr(pyo3::intern!(py, "getattr"))?;
+    let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
     for stream in ["stdout", "stderr"] {
         if obj.is(sys.getattr(stream)?) {
             return reduce_value(
