@@ -16,6 +16,8 @@ use crate::writer::OutOfMemory;
 
 /// One step from a container (or reduced object) to the object inside it.
 pub enum PathSegment {
+    /// `.name`: an attribute (the direct by-value path names a function's parts this way).
+    Attr(&'static str),
     /// Item `i` of a list or tuple, or of a reduce's listitems.
     Item(usize),
     /// The value stored under a dict key (or a reduce's dictitems).
@@ -184,6 +186,10 @@ pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
                     continue;
                 }
                 text.push_str(&format!(".__reduce_ex__({proto})[2]"));
+            }
+            PathSegment::Attr(name) => {
+                text.push('.');
+                text.push_str(name);
             }
             PathSegment::Item(n) => text.push_str(&format!("[{n}]")),
             PathSegment::Value(k) => text.push_str(&format!("[{}]", short_repr(k.bind(py)))),

@@ -45,7 +45,7 @@ mod _skypickle {
         _function_setstate, _get_dataclass_field_type_sentinel, _make_cached_property, _make_cell,
         _make_code, _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell,
         _make_function, _make_lru_cache, _make_singledispatch, _make_skeleton_class,
-        _make_skeleton_enum, _make_typevar, _subimport,
+        _make_skeleton_enum, _make_typevar, _reconstruct, _restore_function, _subimport,
     };
 
     use pyo3::prelude::*;
@@ -63,6 +63,11 @@ mod _skypickle {
         // maps onto this module keep loading.
         m.add("subimport", m.getattr("_subimport")?)?;
         m.add("dynamic_subimport", m.getattr("_dynamic_subimport")?)?;
+        // `_reconstruct`'s op table, for tools that read pickles without loading them.
+        m.add(
+            "_WIRE_NAMES",
+            pyo3::types::PyTuple::new(py, crate::rebuild::WIRE_NAMES)?,
+        )?;
         m.add(
             "_PICKLE_BY_VALUE_MODULES",
             crate::by_value::lookup::registry(py)?,

@@ -27,6 +27,7 @@ pub struct TypePtrs {
     pub type_: usize,
     pub function: usize,
     pub cell: usize,
+    pub code: usize,
     pub builtin_function: usize,
 }
 
@@ -89,6 +90,7 @@ fn build(py: Python<'_>) -> PyResult<Lookups> {
             type_: type_ptr::<PyType>(py),
             function: type_ptr::<PyFunction>(py),
             cell: py.import("types")?.getattr("CellType")?.as_ptr() as usize,
+            code: py.import("types")?.getattr("CodeType")?.as_ptr() as usize,
             builtin_function: type_ptr::<pyo3::types::PyCFunction>(py),
         },
         copyreg_dispatch: copyreg_dispatch.unbind(),

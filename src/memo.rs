@@ -131,6 +131,14 @@ impl<'py> Memo<'py> {
         idx
     }
 
+    /// Reserve the next index for an object the memo does not track by identity (a str
+    /// written by its text): None holds its place.
+    pub fn put_anonymous(&mut self, py: Python<'py>) -> usize {
+        let idx = self.objects.len();
+        self.objects.push(py.None().into_bound(py));
+        idx
+    }
+
     pub fn len(&self) -> usize {
         self.objects.len()
     }

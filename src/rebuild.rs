@@ -17,6 +17,15 @@ pub fn python_tag(py: Python<'_>) -> String {
     format!("{}.{}", v.major, v.minor)
 }
 
+static PYTHON_TAG: PyOnceLock<Py<PyString>> = PyOnceLock::new();
+
+/// [`python_tag`] as a str object, made once.
+pub fn python_tag_str(py: Python<'_>) -> &Bound<'_, PyString> {
+    PYTHON_TAG
+        .get_or_init(py, || PyString::new(py, &python_tag(py)).unbind())
+        .bind(py)
+}
+
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -34,41 +43,140 @@ fn expect<'py, T: pyo3::type_object::PyTypeCheck>(
     })
 }
 
-/// `_make_code(version, args)`: a code object, from `CodeType`'s positional arguments.
+/// `_make_code(version, *args)`: a code object, from `CodeType`'s positional arguments (also
+/// accepted as one tuple, `_make_code(version, args)`).
 #[pyfunction]
+#[pyo3(signature = (version, *args))]
 pub fn _make_code<'py>(
     py: Python<'py>,
     version: &Bound<'py, PyAny>,
-    args: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let version = expect::<PyString>(version, "_make_code() version", "a str")?;
-    let here = python_tag(py);
-    if version.to_cow()? != here.as_str() {
+    let here = python_tag_str(py);
+    if !version.is(here) && version.to_cow()? != here.to_cow()? {
         return Err(PyValueError::new_err(format!(
             "this pickle contains a function compiled by CPython {version}; it can only be \
              loaded by CPython {version}, not by CPython {here} (code objects do not move \
              between Python versions)"
         )));
     }
-    let args = expect::<PyTuple>(args, "_make_code() args", "a tuple")?;
-    py.get_type::<PyCode>().call1(args)
+    let code_type = py.get_type::<PyCode>();
+    if args.len() == 1 {
+        let args = expect::<PyTuple>(&args.get_item(0)?, "_make_code() args", "a tuple")?;
+        return code_type.call1(args);
+    }
+    code_type.call1(args)
 }
 
-/// `_make_function(code, globals, name, defaults, closure)`: a function object. Its
-/// attributes arrive later, through `_function_setstate`.
+/// `_make_function(code, globals, closure)`: a function object, its other attributes set
+/// afterwards by `_restore_function` (or `_function_setstate`). `globals` gets `__builtins__`
+/// first, so the function sees the loader's builtins. The older form
+/// `_make_function(code, globals, name, defaults, closure)` is accepted too.
 #[pyfunction]
+#[pyo3(signature = (code, globals, *rest))]
 pub fn _make_function<'py>(
     py: Python<'py>,
     code: &Bound<'py, PyAny>,
     globals: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyAny>,
-    defaults: &Bound<'py, PyAny>,
-    closure: &Bound<'py, PyAny>,
+    rest: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
     expect::<PyCode>(code, "_make_function() code", "a code object")?;
-    expect::<PyDict>(globals, "_make_function() globals", "a dict")?;
-    let function_type = py.get_type::<PyFunction>();
-    function_type.call1((code, globals, name, defaults, closure))
+    let globals = expect::<PyDict>(globals, "_make_function() globals", "a dict")?;
+    let (name, defaults, closure) = match rest.len() {
+        1 => (
+            py.None().into_bound(py),
+            py.None().into_bound(py),
+            rest.get_item(0)?,
+        ),
+        3 => (rest.get_item(0)?, rest.get_item(1)?, rest.get_item(2)?),
+        n => {
+            return Err(PyTypeError::new_err(format!(
+                "_make_function() takes 3 or 5 arguments ({} given)",
+                n + 2
+            )))
+        }
+    };
+    let builtins_key = pyo3::intern!(py, "__builtins__");
+    if !globals.contains(builtins_key)? {
+        globals.set_item(builtins_key, builtins_dict(py)?)?;
+    }
+    py.get_type::<PyFunction>()
+        .call1((code, globals, name, defaults, closure))
+}
+
+/// `_restore_function(func, globals, defaults, kwdefaults, cells, attrs, func_dict)`, any
+/// trailing arguments left out when None: the rest of a function made by `_make_function`.
+///
+/// * `globals`: the globals its code uses, added to its namespace;
+/// * `defaults`, `kwdefaults`: `__defaults__`, `__kwdefaults__`;
+/// * `cells`: `{index: value}`, the contents of the closure cells this pickle created;
+/// * `attrs`: attributes that differ from what `_make_function` gives (`__name__`,
+///   `__qualname__`, `__module__`, `__doc__`, `__annotations__`, ...);
+/// * `func_dict`: entries for `__dict__`.
+#[pyfunction]
+#[pyo3(signature = (func, globals=None, defaults=None, kwdefaults=None, cells=None, attrs=None, func_dict=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn _restore_function<'py>(
+    py: Python<'py>,
+    func: &Bound<'py, PyAny>,
+    globals: Option<&Bound<'py, PyAny>>,
+    defaults: Option<&Bound<'py, PyAny>>,
+    kwdefaults: Option<&Bound<'py, PyAny>>,
+    cells: Option<&Bound<'py, PyAny>>,
+    attrs: Option<&Bound<'py, PyAny>>,
+    func_dict: Option<&Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    let func = expect::<PyFunction>(func, "_restore_function() func", "a function")?;
+    let given = |v: Option<&Bound<'py, PyAny>>| v.filter(|v| !v.is_none()).cloned();
+    if let Some(globals) = given(globals) {
+        let globals = expect::<PyDict>(&globals, "_restore_function() globals", "a dict")?;
+        let own = func
+            .getattr(pyo3::intern!(py, "__globals__"))?
+            .cast_into::<PyDict>()?;
+        own.update(globals.as_mapping())?;
+    }
+    if let Some(defaults) = given(defaults) {
+        func.setattr(pyo3::intern!(py, "__defaults__"), defaults)?;
+    }
+    if let Some(kwdefaults) = given(kwdefaults) {
+        func.setattr(pyo3::intern!(py, "__kwdefaults__"), kwdefaults)?;
+    }
+    if let Some(cells) = given(cells) {
+        let cells = expect::<PyDict>(&cells, "_restore_function() cells", "a dict")?;
+        let closure = func.getattr(pyo3::intern!(py, "__closure__"))?;
+        let closure = expect::<PyTuple>(&closure, "the function's closure", "a tuple")?;
+        for (index, value) in cells.iter() {
+            let index: usize = index.extract()?;
+            if index >= closure.len() {
+                return Err(PyValueError::new_err(format!(
+                    "_restore_function() cell index {index} out of range for a closure of {}",
+                    closure.len()
+                )));
+            }
+            closure
+                .get_item(index)?
+                .setattr(pyo3::intern!(py, "cell_contents"), value)?;
+        }
+    }
+    if let Some(attrs) = given(attrs) {
+        let attrs = expect::<PyDict>(&attrs, "_restore_function() attrs", "a dict")?;
+        for (key, value) in attrs.iter() {
+            let key = expect::<PyString>(&key, "function attribute name", "a str")?;
+            // Submodules only had to be loaded (imported) to be there.
+            if key.to_cow()? != "_skypickle_submodules" {
+                func.setattr(key, value)?;
+            }
+        }
+    }
+    if let Some(func_dict) = given(func_dict) {
+        let func_dict = expect::<PyDict>(&func_dict, "_restore_function() func_dict", "a dict")?;
+        let own = func
+            .getattr(pyo3::intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        own.update(func_dict.as_mapping())?;
+    }
+    Ok(())
 }
 
 /// `_function_setstate(func, (state, slotstate))`: restore a function's `__dict__`, the
@@ -81,9 +189,25 @@ pub fn _function_setstate<'py>(
 ) -> PyResult<()> {
     let func = expect::<PyFunction>(func, "_function_setstate() func", "a function")?;
     let state = expect::<PyTuple>(state, "_function_setstate() state", "a tuple")?;
+    if state.len() == 6 {
+        // skypickle's own form: `_restore_function`'s arguments after `func`.
+        let item = |i: usize| state.get_item(i).ok();
+        return _restore_function(
+            py,
+            func.as_any(),
+            item(0).as_ref(),
+            item(1).as_ref(),
+            item(2).as_ref(),
+            item(3).as_ref(),
+            item(4).as_ref(),
+            item(5).as_ref(),
+        );
+    }
+    // cloudpickle 3.x's form.
     if state.len() != 2 {
         return Err(PyValueError::new_err(
-            "_function_setstate() state must be a (dict, slotstate) pair",
+            "_function_setstate() state must be a (dict, slotstate) pair or skypickle's \
+             6-tuple",
         ));
     }
     let dict_state = expect::<PyDict>(&state.get_item(0)?, "function state", "a dict")?;
@@ -587,10 +711,85 @@ pub const WIRE_NAMES: &[&str] = &[
     "_make_lru_cache",
     "_make_singledispatch",
     "_make_cached_property",
+    "_restore_function",
 ];
+
+/// `_reconstruct`'s op numbers: the position of each reconstructor in [`WIRE_NAMES`]. Pickles
+/// written with protocol 2+ call every reconstructor through `_reconstruct(op, *args)`, so the
+/// loader looks up one global per pickle instead of one per reconstructor (each lookup costs
+/// about a microsecond in `pickle.loads`).
+pub mod op {
+    pub const MAKE_CODE: u8 = 0;
+    pub const MAKE_FUNCTION: u8 = 1;
+    pub const MAKE_EMPTY_CELL: u8 = 3;
+    pub const CELL_SET: u8 = 5;
+    pub const RESTORE_FUNCTION: u8 = 21;
+}
+
+/// The name of the one reconstructor pickles refer to by name (protocol 2+).
+pub const RECONSTRUCT_NAME: &str = "_reconstruct";
+
+static WIRE_FUNCTIONS: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
+
+fn wire_functions(py: Python<'_>) -> PyResult<&Vec<Py<PyAny>>> {
+    WIRE_FUNCTIONS.get_or_try_init(py, || {
+        let m = py.import("skypickle._skypickle")?;
+        WIRE_NAMES
+            .iter()
+            .map(|name| m.getattr(*name).map(Bound::unbind))
+            .collect()
+    })
+}
+
+/// `_reconstruct(op, *args)`: `WIRE_NAMES[op](*args)`. The hot ones (code objects and
+/// functions) are called directly, the others through their Python-visible function.
+#[pyfunction]
+#[pyo3(signature = (op, *args))]
+pub fn _reconstruct<'py>(
+    py: Python<'py>,
+    op: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let index: usize = op.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "_reconstruct() op must be a non-negative int, not {}",
+            type_name(op)
+        ))
+    })?;
+    let arg = |i: usize| args.get_item(i).ok();
+    let rest = |from: usize| args.get_slice(from.min(args.len()), args.len());
+    match u8::try_from(index) {
+        Ok(op::MAKE_CODE) if !args.is_empty() => _make_code(py, &args.get_item(0)?, &rest(1)),
+        Ok(op::MAKE_FUNCTION) if args.len() >= 2 => {
+            _make_function(py, &args.get_item(0)?, &args.get_item(1)?, &rest(2))
+        }
+        Ok(op::RESTORE_FUNCTION) if (1..=7).contains(&args.len()) => {
+            _restore_function(
+                py,
+                &args.get_item(0)?,
+                arg(1).as_ref(),
+                arg(2).as_ref(),
+                arg(3).as_ref(),
+                arg(4).as_ref(),
+                arg(5).as_ref(),
+                arg(6).as_ref(),
+            )?;
+            Ok(py.None().into_bound(py))
+        }
+        _ => match wire_functions(py)?.get(index) {
+            Some(function) => function.bind(py).call1(args),
+            None => Err(PyValueError::new_err(format!(
+                "_reconstruct() got an unknown op {index} (this skypickle knows 0 to {}; the \
+                 pickle may come from a newer skypickle)",
+                WIRE_NAMES.len() - 1
+            ))),
+        },
+    }
+}
 
 /// The reconstructor objects, looked up once from the compiled module.
 pub struct Wire {
+    pub reconstruct: Py<PyAny>,
     pub make_code: Py<PyAny>,
     pub make_function: Py<PyAny>,
     pub function_setstate: Py<PyAny>,
@@ -620,6 +819,7 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
         let m = py.import("skypickle._skypickle")?;
         let get = |name: &str| m.getattr(name).map(Bound::unbind);
         Ok(Wire {
+            reconstruct: get(RECONSTRUCT_NAME)?,
             make_code: get("_make_code")?,
             make_function: get("_make_function")?,
             function_setstate: get("_function_setstate")?,
@@ -642,4 +842,24 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             make_cached_property: get("_make_cached_property")?,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{op, WIRE_NAMES};
+
+    #[test]
+    fn op_numbers_name_their_reconstructors() {
+        assert_eq!(WIRE_NAMES[usize::from(op::MAKE_CODE)], "_make_code");
+        assert_eq!(WIRE_NAMES[usize::from(op::MAKE_FUNCTION)], "_make_function");
+        assert_eq!(
+            WIRE_NAMES[usize::from(op::MAKE_EMPTY_CELL)],
+            "_make_empty_cell"
+        );
+        assert_eq!(WIRE_NAMES[usize::from(op::CELL_SET)], "_cell_set");
+        assert_eq!(
+            WIRE_NAMES[usize::from(op::RESTORE_FUNCTION)],
+            "_restore_function"
+        );
+    }
 }

@@ -366,3 +366,46 @@ def assert_healthy():
     obj = {"after": [1, 2.5, "x", b"y", (None, True)]}
     for p in PROTOCOLS:
         assert skypickle.dumps(obj, protocol=p) == pickle.dumps(obj, protocol=p)
+
+
+def reconstructors(data: bytes) -> collections.Counter:
+    """How many times ``data`` calls each of skypickle's reconstructors, read from the opcodes
+    without loading: by name (``_make_function``), or through ``_reconstruct(op, ...)``, whose op
+    numbers index ``skypickle._skypickle._WIRE_NAMES``."""
+    from skypickle import _skypickle
+
+    names = _skypickle._WIRE_NAMES
+    calls: collections.Counter = collections.Counter()
+    strings: list = []  # the last strings pushed (STACK_GLOBAL's module and name)
+    reconstruct_memo: set = set()  # memo indices holding _reconstruct
+    memo_count = 0
+    top_is_reconstruct = False
+    after_mark = False
+    for opcode, arg, _pos in pickletools.genops(data):
+        name = opcode.name
+        if name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+            index = memo_count if name == "MEMOIZE" else arg
+            memo_count += 1 if name == "MEMOIZE" else 0
+            if top_is_reconstruct:
+                reconstruct_memo.add(index)
+            continue
+        pushed_reconstruct = False
+        if name in ("GLOBAL", "INST"):
+            module, _, attr = arg.partition(" ")
+            if module == "skypickle._skypickle":
+                calls[attr] += attr != "_reconstruct" and attr in names
+                pushed_reconstruct = attr == "_reconstruct"
+        elif name == "STACK_GLOBAL" and len(strings) >= 2:
+            module, attr = strings[-2:]
+            if module == "skypickle._skypickle":
+                calls[attr] += attr != "_reconstruct" and attr in names
+                pushed_reconstruct = attr == "_reconstruct"
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushed_reconstruct = int(arg) in reconstruct_memo
+        elif after_mark and name in ("BININT1", "BININT", "BININT2", "INT"):
+            calls[names[int(arg)]] += 1
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+            strings.append(arg)
+        after_mark = top_is_reconstruct and name == "MARK"
+        top_is_reconstruct = pushed_reconstruct
+    return calls

@@ -29,6 +29,8 @@ import sys
 import time
 from typing import Any, Callable, NamedTuple
 
+from . import _bench_code as codecases
+
 PROTOCOL = 5
 
 # Per competitor and per case: how long each timing phase (dumps, loads) should run, and how
@@ -211,6 +213,8 @@ class Case(NamedTuple):
     check: Callable[[Any, Any], bool]
     out_of_band: bool = False
     needs_numpy: bool = False
+    # Code by value: stdlib pickle cannot take part; skypickle is compared with cloudpickle.
+    code: bool = False
 
 
 CASES: dict[str, Case] = {
@@ -232,8 +236,47 @@ CASES: dict[str, Case] = {
         Case("str_list", "50,000 short str (some non-ASCII)", make_str_list, same),
         Case("nested", "deep dict/list tree, shared leaf", make_nested, same_nested),
         Case("ints_floats", "100,000 mixed ints and floats", make_ints_floats, same),
+        *[
+            Case(name, description, build, check, code=True)
+            for name, description, build, check in (
+                ("lambda", "a __main__ lambda", codecases.make_lambda, codecases.check_lambda),
+                (
+                    "closure",
+                    "closure over globals and modules",
+                    codecases.make_closure,
+                    codecases.check_closure,
+                ),
+                (
+                    "class",
+                    "__main__ class with methods",
+                    codecases.make_class,
+                    codecases.check_class,
+                ),
+                (
+                    "dataclass_enum",
+                    "__main__ dataclass + enum",
+                    codecases.make_dataclass_enum,
+                    codecases.check_dataclass_enum,
+                ),
+                (
+                    "task_graph",
+                    "2,000 tasks, one lambda each",
+                    codecases.make_task_graph,
+                    codecases.check_task_graph,
+                ),
+                (
+                    "dyn_instances_10k",
+                    "10,000 instances of a __main__ class",
+                    codecases.make_dynamic_instances,
+                    codecases.check_dynamic_instances,
+                ),
+            )
+        ],
     ]
 }
+
+DATA_CASES = [name for name, case in CASES.items() if not case.code]
+CODE_CASES = [name for name, case in CASES.items() if case.code]
 
 
 class Competitor(NamedTuple):
@@ -390,6 +433,8 @@ def run_case(
 
     # 1. One call each: the output to check, measure and later load.
     for comp in comps:
+        if case.code and comp.name == "pickle":
+            continue
         _progress(progress, f"{case.name}: {comp.name}: dumps + check")
         entry: dict[str, Any] = {
             "version": comp.version,
@@ -466,7 +511,10 @@ def run(
     repeat: int | None = None,
 ) -> list[dict]:
     """Run the named cases (all by default) and return one result dict per case."""
-    names = list(CASES) if not cases else list(cases)
+    names: list[str] = []
+    for name in cases or list(CASES):
+        # Two group names select whole families: "data" (vs pickle) and "code" (by value).
+        names += {"data": DATA_CASES, "code": CODE_CASES}.get(name, [name])
     unknown = [n for n in names if n not in CASES]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
@@ -538,7 +586,7 @@ def format_table(results: list[dict]) -> str:
                 names.append(n)
     short = {"pickle": "pickle", "cloudpickle": "cloudpickle", "skypickle": "skypickle"}
     header = ["case"] + [f"{short.get(n, n)} µs" for n in names]
-    header += ["sky/pickle", "sky/cloud", "loads s/p", "size", "correct"]
+    header += ["sky/pickle", "sky/cloud", "loads s/p", "loads s/c", "size", "correct"]
     rows = []
     for r in results:
         if r["skipped"]:
@@ -557,6 +605,7 @@ def format_table(results: list[dict]) -> str:
             _fmt_ratio(ratios.get("dumps_min_sky_vs_pickle")),
             _fmt_ratio(ratios.get("dumps_min_sky_vs_cloudpickle")),
             _fmt_ratio(ratios.get("loads_min_sky_vs_pickle")),
+            _fmt_ratio(ratios.get("loads_min_sky_vs_cloudpickle")),
             _fmt_sizes(comps),
             _fmt_correct(comps),
         ]
@@ -577,7 +626,8 @@ def format_table(results: list[dict]) -> str:
         "",
         "dumps per call, protocol 5: min / median in µs (lower is better); "
         "ratios are of the minima (< 1.00x: skypickle is faster).",
-        "loads s/p: pickle.loads of skypickle's output vs of pickle's output.  "
+        "loads s/p, s/c: pickle.loads of skypickle's output vs of pickle's (cloudpickle's) "
+        "output.  Code cases (by value) have no stdlib pickle column.  "
         "size: pickle payload (pickle/cloudpickle/skypickle if they differ).",
     ]
     for r in results:
@@ -607,7 +657,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cases",
         default=None,
-        help=f"comma-separated case names (default: all): {','.join(CASES)}",
+        help="comma-separated case names, or the groups 'data' and 'code' (default: all): "
+        + ",".join(CASES),
     )
     parser.add_argument(
         "--repeat",

@@ -1,20 +1,24 @@
-//! Functions by value: `_dynamic_function_reduce`, and what it needs from the code —
-//! the globals it uses and the submodules it reaches.
+//! Functions by value: what a function is made of, and what its code needs (the globals it
+//! uses, the submodules it reaches).
 //!
-//! Reduce value:
-//! `(_make_function, (code, base_globals, None, None, closure), (dict, slotstate), None, None,
-//!   _function_setstate)`.
+//! [`FunctionParts`] gathers a function's parts once; they are written two ways:
+//!
+//! * by the save path (`save::function`), directly as opcodes (the fast path, protocol-agnostic):
+//!   `_reconstruct(MAKE_FUNCTION, code, base_globals, closure)`, memoised, then
+//!   `_reconstruct(RESTORE_FUNCTION, func, globals, defaults, kwdefaults, cells, attrs, dict)`;
+//! * as a reduce value, for Python callers of `Pickler.reducer_override`:
+//!   `(_make_function, (code, base_globals, closure), (globals, defaults, kwdefaults, None,
+//!   attrs, dict), None, None, _function_setstate)`.
 //!
 //! * `base_globals` is one dict per globals namespace per pickler (`globals_ref`), holding
 //!   only `__package__`, `__name__`, `__path__`, `__file__`: functions of one dump that shared a
 //!   namespace share one after loading.
 //! * `closure` is the function's own cell tuple. Cells are pickled by identity (an empty cell,
-//!   memoised, then filled by a state setter), so two closures that share a `nonlocal` cell
-//!   still share it after loading (cloudpickle gives each its own copy), and a function that
-//!   refers to itself through its closure needs no special case.
-//! * `slotstate` carries `__name__`, `__qualname__`, `__annotations__`, `__kwdefaults__`,
-//!   `__defaults__`, `__module__`, `__doc__`, the used globals (`__globals__`) and the
-//!   submodules to import (`_skypickle_submodules`).
+//!   memoised, then filled), so two closures that share a `nonlocal` cell still share it after
+//!   loading (cloudpickle gives each its own copy), and a function that refers to itself
+//!   through its closure needs no special case.
+//! * `attrs` holds only what differs from what `FunctionType(code, base_globals)` gives by
+//!   itself: a lambda has no `__name__`, `__qualname__`, `__module__` or `__doc__` entry.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -109,7 +113,7 @@ pub fn extract_code_globals_py<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<
 
 /// Submodules of the modules in `deps` that the code reaches by attribute (`xml.etree` used as
 /// `xml.etree.ElementTree.parse` with only `xml` global): pickled so the loader imports them.
-fn find_imported_submodules<'py>(
+pub fn find_imported_submodules<'py>(
     code: &Bound<'py, PyAny>,
     deps: &[Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyList>> {
@@ -158,102 +162,295 @@ fn find_imported_submodules<'py>(
     Ok(found)
 }
 
-/// The reduce value of a function pickled by value.
+/// The global names `code` uses, in order of first use.
+pub fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    let names = PyDict::new(code.py());
+    extract_code_globals(code, &names)?;
+    names
+        .keys()
+        .iter()
+        .map(|name| name.cast_into::<PyString>().map_err(PyErr::from))
+        .collect()
+}
+
+/// The base globals of functions whose namespace is `func_globals`: one dict per namespace
+/// per pickler, made on first use.
+pub fn base_globals<'py>(
+    func_globals: &Bound<'py, PyDict>,
+    globals_ref: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let py = func_globals.py();
+    let key = (func_globals.as_ptr() as usize).into_pyobject(py)?;
+    if let Some(base) = globals_ref.get_item(&key)? {
+        return Ok(base.cast_into::<PyDict>()?);
+    }
+    let base = PyDict::new(py);
+    for name in [
+        pyo3::intern!(py, "__package__"),
+        pyo3::intern!(py, "__name__"),
+        pyo3::intern!(py, "__path__"),
+        pyo3::intern!(py, "__file__"),
+    ] {
+        if let Some(value) = func_globals.get_item(name)? {
+            base.set_item(name, value)?;
+        }
+    }
+    globals_ref.set_item(&key, &base)?;
+    Ok(base)
+}
+
+/// A borrowed field of a function object, as a new reference; None for NULL.
+///
+/// # Safety
+/// `field` must be a field of a live function object.
+unsafe fn field<'py>(
+    py: Python<'py>,
+    field: *mut pyo3::ffi::PyObject,
+) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: per the caller, a valid borrowed pointer or NULL.
+    unsafe { Bound::from_borrowed_ptr_or_opt(py, field) }
+}
+
+/// What a by-value function is made of.
+pub struct FunctionParts<'py> {
+    pub code: Bound<'py, PyAny>,
+    pub base_globals: Bound<'py, PyDict>,
+    /// The function's own cell tuple, if it has one.
+    pub closure: Option<Bound<'py, PyTuple>>,
+    /// The globals the code uses that its namespace defines, in order of first use.
+    pub globals: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
+    /// Submodules the code reaches through a global package (imported on load).
+    pub submodules: Vec<Bound<'py, PyAny>>,
+    pub defaults: Option<Bound<'py, PyAny>>,
+    pub kwdefaults: Option<Bound<'py, PyAny>>,
+    /// Attributes that differ from what `FunctionType(code, base_globals)` gives.
+    pub attrs: Vec<(&'static str, Bound<'py, PyAny>)>,
+    /// A non-empty `__dict__`.
+    pub func_dict: Option<Bound<'py, PyDict>>,
+}
+
+fn same_text(a: &Bound<'_, PyAny>, b: Option<&Bound<'_, PyAny>>) -> bool {
+    match b {
+        Some(b) => a.is(b) || a.eq(b).unwrap_or(false),
+        None => a.is_none(),
+    }
+}
+
+impl<'py> FunctionParts<'py> {
+    /// The parts of `func` (an exact function), given the global names its code uses
+    /// ([`global_names`], which callers may cache per code object).
+    pub fn of(
+        func: &Bound<'py, PyAny>,
+        globals_ref: &Bound<'py, PyDict>,
+        names: &[Bound<'py, PyString>],
+    ) -> PyResult<Self> {
+        let py = func.py();
+        let raw = func.as_ptr().cast::<pyo3::ffi::PyFunctionObject>();
+        // SAFETY: `func` is an exact function (the caller checked its type); its fields are
+        // read while we hold a reference to it, and each is turned into a new reference.
+        let (
+            code,
+            func_globals,
+            name,
+            qualname,
+            defaults,
+            kwdefaults,
+            closure,
+            doc,
+            dict,
+            module,
+            annotations,
+        ) = unsafe {
+            let f = &*raw;
+            (
+                field(py, f.func_code).ok_or_else(|| PyErr::fetch(py))?,
+                field(py, f.func_globals).ok_or_else(|| PyErr::fetch(py))?,
+                field(py, f.func_name),
+                field(py, f.func_qualname),
+                field(py, f.func_defaults).filter(|v| !v.is_none()),
+                field(py, f.func_kwdefaults).filter(|v| !v.is_none()),
+                field(py, f.func_closure).filter(|v| !v.is_none()),
+                field(py, f.func_doc),
+                field(py, f.func_dict),
+                field(py, f.func_module),
+                field(py, f.func_annotations).filter(|v| !v.is_none()),
+            )
+        };
+        let func_globals = func_globals.cast_into::<PyDict>()?;
+        let base_globals = base_globals(&func_globals, globals_ref)?;
+
+        let mut globals = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(value) = func_globals.get_item(name)? {
+                globals.push((name.clone(), value));
+            }
+        }
+        let closure = closure.map(|c| c.cast_into::<PyTuple>()).transpose()?;
+
+        // Submodules: only modules that are packages can have any.
+        let mut deps: Vec<Bound<'py, PyAny>> = Vec::new();
+        for (_, value) in &globals {
+            if value.is_instance_of::<PyModule>() {
+                deps.push(value.clone());
+            }
+        }
+        if let Some(cells) = &closure {
+            for cell in cells.iter() {
+                if let Ok(value) = cell.getattr(pyo3::intern!(py, "cell_contents")) {
+                    if value.is_instance_of::<PyModule>() {
+                        deps.push(value);
+                    }
+                }
+            }
+        }
+        let submodules = if deps.is_empty() {
+            Vec::new()
+        } else {
+            find_imported_submodules(&code, &deps)?.iter().collect()
+        };
+
+        // What FunctionType(code, base_globals) gives by itself (CPython 3.9-3.13): the code's
+        // name and qualified name, the namespace's __name__ as __module__, and the first
+        // constant as __doc__ when it is a str.
+        let mut attrs: Vec<(&'static str, Bound<'py, PyAny>)> = Vec::new();
+        let co_name = code.getattr(pyo3::intern!(py, "co_name"))?;
+        let natural_qualname = if cfg!(Py_3_11) {
+            code.getattr(pyo3::intern!(py, "co_qualname"))?
+        } else {
+            co_name.clone()
+        };
+        let none = || py.None().into_bound(py);
+        let name = name.unwrap_or_else(none);
+        if !same_text(&name, Some(&co_name)) {
+            attrs.push(("__name__", name));
+        }
+        let qualname = qualname.unwrap_or_else(none);
+        if !same_text(&qualname, Some(&natural_qualname)) {
+            attrs.push(("__qualname__", qualname));
+        }
+        let module = module.unwrap_or_else(none);
+        let natural_module = base_globals.get_item(pyo3::intern!(py, "__name__"))?;
+        if !same_text(&module, natural_module.as_ref()) {
+            attrs.push(("__module__", module));
+        }
+        let consts = code
+            .getattr(pyo3::intern!(py, "co_consts"))?
+            .cast_into::<PyTuple>()?;
+        let natural_doc = consts
+            .get_item(0)
+            .ok()
+            .filter(|c| c.is_instance_of::<PyString>());
+        let doc = doc.unwrap_or_else(none);
+        if !same_text(&doc, natural_doc.as_ref()) {
+            attrs.push(("__doc__", doc));
+        }
+        if let Some(annotations) = annotations {
+            // 3.10+ may keep them in a compact tuple until first read: read them as a dict.
+            let annotations = if annotations.is_instance_of::<PyDict>() {
+                annotations
+            } else {
+                func.getattr(pyo3::intern!(py, "__annotations__"))?
+            };
+            if annotations.is_truthy()? {
+                attrs.push(("__annotations__", annotations));
+            }
+        }
+        #[cfg(Py_3_12)]
+        {
+            // SAFETY: as above; 3.12+ functions have this field.
+            let type_params = unsafe { field(py, (*raw).func_typeparams) };
+            if let Some(type_params) = type_params.filter(|t| t.is_truthy().unwrap_or(false)) {
+                attrs.push(("__type_params__", type_params));
+            }
+        }
+        let func_dict = match dict {
+            Some(d) => Some(d.cast_into::<PyDict>()?).filter(|d| !d.is_empty()),
+            None => None,
+        };
+        Ok(FunctionParts {
+            code,
+            base_globals,
+            closure,
+            globals,
+            submodules,
+            defaults,
+            kwdefaults,
+            attrs,
+            func_dict,
+        })
+    }
+
+    /// The reduce value: `(_make_function, (code, base_globals, closure), state, None, None,
+    /// _function_setstate)`, with `state = (globals, defaults, kwdefaults, None, attrs,
+    /// func_dict)` and the submodules carried in `attrs` under `_skypickle_submodules` (so
+    /// they are imported on load).
+    pub fn into_reduce_value(self) -> PyResult<Bound<'py, PyTuple>> {
+        let py = self.code.py();
+        let w = wire(py)?;
+        let none = || py.None().into_bound(py);
+        let globals = if self.globals.is_empty() {
+            none()
+        } else {
+            let d = PyDict::new(py);
+            for (name, value) in self.globals {
+                // Fresh key strings: whether the sender interned them must not show.
+                d.set_item(PyString::new(py, &name.to_cow()?), value)?;
+            }
+            d.into_any()
+        };
+        let attrs = if self.attrs.is_empty() && self.submodules.is_empty() {
+            none()
+        } else {
+            let d = PyDict::new(py);
+            for (name, value) in self.attrs {
+                d.set_item(name, value)?;
+            }
+            if !self.submodules.is_empty() {
+                d.set_item("_skypickle_submodules", PyList::new(py, self.submodules)?)?;
+            }
+            d.into_any()
+        };
+        let func_dict = match self.func_dict {
+            None => none(),
+            Some(dict) => {
+                let d = PyDict::new(py);
+                for (k, v) in dict.iter() {
+                    match k.cast::<PyString>() {
+                        Ok(key) => d.set_item(PyString::new(py, &key.to_cow()?), v)?,
+                        Err(_) => d.set_item(k, v)?,
+                    }
+                }
+                d.into_any()
+            }
+        };
+        let state = PyTuple::new(
+            py,
+            [
+                globals,
+                self.defaults.unwrap_or_else(none),
+                self.kwdefaults.unwrap_or_else(none),
+                none(),
+                attrs,
+                func_dict,
+            ],
+        )?;
+        let closure = self.closure.map(Bound::into_any).unwrap_or_else(none);
+        let args = PyTuple::new(py, [self.code, self.base_globals.into_any(), closure])?;
+        super::reduce_with_state_setter(
+            &w.make_function,
+            args.into_any(),
+            state.into_any(),
+            &w.function_setstate,
+        )
+    }
+}
+
+/// The reduce value of a function pickled by value (the Python-visible form).
 pub fn function_reduce<'py>(
     func: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let py = func.py();
-    let w = wire(py)?;
-    let code = func.getattr(pyo3::intern!(py, "__code__"))?;
-    let func_globals = func
-        .getattr(pyo3::intern!(py, "__globals__"))?
-        .cast_into::<PyDict>()?;
-
-    // One base namespace per globals dict per pickler.
-    let key = (func_globals.as_ptr() as usize).into_pyobject(py)?;
-    let base_globals = match globals_ref.get_item(&key)? {
-        Some(base) => base.cast_into::<PyDict>()?,
-        None => {
-            let base = PyDict::new(py);
-            for name in ["__package__", "__name__", "__path__", "__file__"] {
-                if let Some(value) = func_globals.get_item(name)? {
-                    base.set_item(name, value)?;
-                }
-            }
-            globals_ref.set_item(&key, &base)?;
-            base
-        }
-    };
-
-    let names = PyDict::new(py);
-    extract_code_globals(&code, &names)?;
-    let used_globals = PyDict::new(py);
-    for name in names.keys() {
-        if let Some(value) = func_globals.get_item(&name)? {
-            used_globals.set_item(name, value)?;
-        }
-    }
-
-    let closure = func.getattr(pyo3::intern!(py, "__closure__"))?;
-    let mut deps: Vec<Bound<'py, PyAny>> = used_globals.values().iter().collect();
-    if let Ok(cells) = closure.cast::<PyTuple>() {
-        for cell in cells.iter() {
-            if let Ok(value) = cell.getattr(pyo3::intern!(py, "cell_contents")) {
-                deps.push(value);
-            }
-        }
-    }
-    let submodules = find_imported_submodules(&code, &deps)?;
-
-    let slotstate = PyDict::new(py);
-    let name = func.getattr(pyo3::intern!(py, "__name__"))?.str()?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__name__"),
-        PyString::new(py, &name.to_cow()?),
-    )?;
-    let qualname = func.getattr(pyo3::intern!(py, "__qualname__"))?.str()?;
-    slotstate.set_item(
-        pyo3::intern!(py, "__qualname__"),
-        PyString::new(py, &qualname.to_cow()?),
-    )?;
-    for attr in [
-        pyo3::intern!(py, "__annotations__"),
-        pyo3::intern!(py, "__kwdefaults__"),
-        pyo3::intern!(py, "__defaults__"),
-        pyo3::intern!(py, "__module__"),
-        pyo3::intern!(py, "__doc__"),
-    ] {
-        slotstate.set_item(attr, func.getattr(attr)?)?;
-    }
-    slotstate.set_item(pyo3::intern!(py, "__globals__"), used_globals)?;
-    slotstate.set_item(pyo3::intern!(py, "_skypickle_submodules"), submodules)?;
-
-    // Fresh key strings: whether the sender interned them must not show in the bytes.
-    let dict_state = PyDict::new(py);
-    if let Some(func_dict) = func.getattr_opt(pyo3::intern!(py, "__dict__"))? {
-        for (k, v) in func_dict.cast::<PyDict>()?.iter() {
-            match k.cast::<PyString>() {
-                Ok(key) => dict_state.set_item(PyString::new(py, &key.to_cow()?), v)?,
-                Err(_) => dict_state.set_item(k, v)?,
-            }
-        }
-    }
-    let state = PyTuple::new(py, [dict_state.into_any(), slotstate.into_any()])?;
-    let args = PyTuple::new(
-        py,
-        [
-            code,
-            base_globals.into_any(),
-            py.None().into_bound(py),
-            py.None().into_bound(py),
-            closure,
-        ],
-    )?;
-    super::reduce_with_state_setter(
-        &w.make_function,
-        args.into_any(),
-        state.into_any(),
-        &w.function_setstate,
-    )
+    let code = func.getattr(pyo3::intern!(func.py(), "__code__"))?;
+    let names = global_names(&code)?;
+    FunctionParts::of(func, globals_ref, &names)?.into_reduce_value()
 }

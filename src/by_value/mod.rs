@@ -95,22 +95,21 @@ pub fn reduce_with_state_setter<'py>(
 pub enum FunctionDecision<'py> {
     /// Importable by the loader: a global, with the module `lookup_module_and_qualname` found.
     ByReference,
-    /// The reduce value that rebuilds it.
-    ByValue(Bound<'py, PyTuple>),
+    /// A reduce value that rebuilds it (`functools.singledispatch` functions).
+    Reduce(Bound<'py, PyTuple>),
+    /// By value, from its [`function::FunctionParts`].
+    ByValue,
 }
 
 /// The decision for an exact function (cloudpickle's `_function_reduce`).
-pub fn function_decision<'py>(
-    func: &Bound<'py, PyAny>,
-    globals_ref: &Bound<'py, PyDict>,
-) -> PyResult<FunctionDecision<'py>> {
+pub fn function_decision<'py>(func: &Bound<'py, PyAny>) -> PyResult<FunctionDecision<'py>> {
     if lookup::should_pickle_by_reference(func)? {
         return Ok(FunctionDecision::ByReference);
     }
     if let Some(rv) = singledispatch_reduce(func)? {
-        return Ok(FunctionDecision::ByValue(rv));
+        return Ok(FunctionDecision::Reduce(rv));
     }
-    function::function_reduce(func, globals_ref).map(FunctionDecision::ByValue)
+    Ok(FunctionDecision::ByValue)
 }
 
 /// cloudpickle's `reducer_override`: a reduce value for `obj`, or `None` for "not mine".
@@ -122,10 +121,11 @@ pub fn reducer_override<'py>(
         return class_reduce(obj);
     }
     if obj.is_exact_instance_of::<PyFunction>() {
-        return Ok(match function_decision(obj, globals_ref)? {
-            FunctionDecision::ByReference => None,
-            FunctionDecision::ByValue(rv) => Some(rv),
-        });
+        return match function_decision(obj)? {
+            FunctionDecision::ByReference => Ok(None),
+            FunctionDecision::Reduce(rv) => Ok(Some(rv)),
+            FunctionDecision::ByValue => function::function_reduce(obj, globals_ref).map(Some),
+        };
     }
     Ok(None)
 }

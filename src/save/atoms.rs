@@ -155,7 +155,7 @@ impl<'py> Dumper<'py> {
         self.memo_put(obj)
     }
 
-    fn write_str_payload(
+    pub(super) fn write_str_payload(
         &mut self,
         bytes: &[u8],
         payload_obj: Option<&Bound<'py, PyAny>>,
@@ -215,13 +215,22 @@ impl<'py> Dumper<'py> {
 
     /// SHORT_BINBYTES / BINBYTES / BINBYTES8 for `data`, then memoise `obj`.
     pub(super) fn save_bytes_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> SaveResult {
+        self.write_bytes_unmemoised(data, Some(obj))?;
+        self.memo_put(obj)
+    }
+
+    /// BINBYTES and friends (protocol 3+), without a memo entry.
+    pub(super) fn write_bytes_unmemoised(
+        &mut self,
+        data: &[u8],
+        obj: Option<&Bound<'py, PyAny>>,
+    ) -> SaveResult {
         match encode::bytes_header(data.len(), self.proto) {
-            Ok(header) => self.write_bytes(&header, data, Some(obj))?,
-            Err(TooLarge::NeedsProtocol4) => return Err(PyOverflowError::new_err(
+            Ok(header) => self.write_bytes(&header, data, obj),
+            Err(TooLarge::NeedsProtocol4) => Err(PyOverflowError::new_err(
                 "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
             )
             .into()),
         }
-        self.memo_put(obj)
     }
 }

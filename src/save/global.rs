@@ -40,13 +40,17 @@ static KNOWN_GLOBALS: pyo3::sync::PyOnceLock<Vec<KnownGlobal>> = pyo3::sync::PyO
 /// (address, `__module__`, `__qualname__`) of one reconstructor.
 type KnownGlobal = (usize, Py<PyAny>, Py<PyAny>);
 
-fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyString>)> {
-    let py = obj.py();
-    let table = KNOWN_GLOBALS
+fn known_globals(py: Python<'_>) -> Option<&'static Vec<KnownGlobal>> {
+    KNOWN_GLOBALS
         .get_or_try_init(py, || -> PyResult<_> {
             let module = py.import("skypickle._skypickle")?;
             let mut table = Vec::new();
-            for name in crate::rebuild::WIRE_NAMES {
+            // WIRE_NAMES first, so an entry's index is its `_reconstruct` op; then
+            // `_reconstruct` itself.
+            let names = crate::rebuild::WIRE_NAMES
+                .iter()
+                .chain([&crate::rebuild::RECONSTRUCT_NAME]);
+            for name in names {
                 let f = module.getattr(*name)?;
                 table.push((
                     f.as_ptr() as usize,
@@ -58,15 +62,29 @@ fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Boun
             }
             Ok(table)
         })
-        .ok()?;
+        .ok()
+}
+
+fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyString>)> {
+    let py = obj.py();
     let key = obj.as_ptr() as usize;
-    table
+    known_globals(py)?
         .iter()
         .find(|(k, _, _)| *k == key)
         .and_then(|(_, m, n)| {
             let name = n.bind(py).clone().cast_into::<PyString>().ok()?;
             Some((m.bind(py).clone(), name))
         })
+}
+
+/// The `_reconstruct` op of a skypickle reconstructor, or None for any other object.
+pub(crate) fn wire_op(obj: &Bound<'_, PyAny>) -> Option<u8> {
+    let key = obj.as_ptr() as usize;
+    let table = known_globals(obj.py())?;
+    let index = table[..crate::rebuild::WIRE_NAMES.len()]
+        .iter()
+        .position(|(k, _, _)| *k == key)?;
+    u8::try_from(index).ok()
 }
 
 impl<'py> Dumper<'py> {

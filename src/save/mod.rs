@@ -13,6 +13,7 @@
 mod atoms;
 mod buffers;
 mod containers;
+mod function;
 mod global;
 mod instance;
 mod reduce;
@@ -68,6 +69,7 @@ pub struct Dumper<'py> {
     depth: usize,
     max_depth: usize,
     plain_classes: instance::PlainClasses,
+    by_value: function::ByValueCache<'py>,
 }
 
 impl<'py> Dumper<'py> {
@@ -95,6 +97,7 @@ impl<'py> Dumper<'py> {
             globals_ref: PyDict::new(py),
             depth: 0,
             plain_classes: instance::PlainClasses::default(),
+            by_value: function::ByValueCache::default(),
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
@@ -187,6 +190,12 @@ impl<'py> Dumper<'py> {
     #[inline]
     pub(crate) fn memo_put(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
         let idx = self.memo.put(obj);
+        self.write_memo_put(idx)
+    }
+
+    /// The opcode that stores the top of the stack under memo index `idx`.
+    #[inline]
+    pub(crate) fn write_memo_put(&mut self, idx: usize) -> SaveResult {
         if self.proto == 0 {
             return self.write(&encode::text_memo(PUT, idx));
         }
@@ -290,8 +299,11 @@ impl<'py> Dumper<'py> {
             }
         } else if tp == types.function {
             // cloudpickle's reducer_override for functions, natively.
-            return match crate::by_value::function_decision(obj, &self.globals_ref)? {
-                crate::by_value::FunctionDecision::ByValue(rv) => self
+            return match crate::by_value::function_decision(obj)? {
+                crate::by_value::FunctionDecision::ByValue => self
+                    .save_function_by_value(obj)
+                    .at(|| PathSegment::Function),
+                crate::by_value::FunctionDecision::Reduce(rv) => self
                     .save_reduce(&rv, Some(obj))
                     .at(|| PathSegment::Function),
                 crate::by_value::FunctionDecision::ByReference => {
@@ -312,7 +324,13 @@ impl<'py> Dumper<'py> {
             return self.save_global(obj, None);
         }
         let rv = if let Some(reducer) = self.dispatch_lookup(obj)? {
+            if tp == types.code && self.is_default_code_reducer(&reducer)? {
+                return self.save_code(obj);
+            }
             if tp == types.cell {
+                if self.is_default_cell_reducer(&reducer)? {
+                    return self.save_cell(obj).at(|| PathSegment::Cell);
+                }
                 let rv = reducer.call1((obj,))?;
                 return self.save_reduce_value(obj, &rv).at(|| PathSegment::Cell);
             }

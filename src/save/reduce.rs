@@ -131,6 +131,14 @@ impl<'py> Dumper<'py> {
         if let Some(state) = &state {
             match (&state_setter, obj) {
                 (Some(setter), Some(obj)) => {
+                    if let Some(op) = self.wire_op(setter) {
+                        // One of ours: `_reconstruct(op, obj, state)`, kept off the stack.
+                        self.begin_wire_call(op).at(|| PathSegment::State)?;
+                        self.save(obj)?;
+                        self.save(state).at(|| PathSegment::State)?;
+                        self.end_wire_call()?;
+                        return self.write(&[POP]);
+                    }
                     // setter(obj, state), kept off the stack: TUPLE2 REDUCE POP.
                     self.save(setter).at(|| PathSegment::State)?;
                     self.save(obj)?;
@@ -156,6 +164,17 @@ impl<'py> Dumper<'py> {
     ) -> SaveResult {
         let rv = PyTuple::new(self.py, [callable.clone(), args.clone().into_any()])?;
         self.save_reduce(&rv, obj)
+    }
+
+    /// The `_reconstruct` op of `callable` when it is one of skypickle's reconstructors (and
+    /// no copyreg extension code could stand for it instead).
+    fn wire_op(&self, callable: &Bound<'py, PyAny>) -> Option<u8> {
+        if callable.get_type_ptr() as usize != self.lk.types.builtin_function
+            || !self.lk.extension_registry.bind(self.py).is_empty()
+        {
+            return None;
+        }
+        super::global::wire_op(callable)
     }
 
     fn construct_kind(&self, callable: &Bound<'py, PyAny>) -> PyResult<Construct> {
@@ -284,6 +303,18 @@ impl<'py> Dumper<'py> {
                 self.write(&[NEWOBJ])
             }
             Construct::Reduce => {
+                if let Some(op) = self.wire_op(callable) {
+                    // One of skypickle's reconstructors: `_reconstruct(op, *args)`, so the
+                    // loader looks up one global for all of them.
+                    self.begin_wire_call(op)
+                        .at(|| PathSegment::ReduceCallable)?;
+                    for (i, arg) in args.iter().enumerate() {
+                        self.save(&arg)
+                            .at(|| PathSegment::Item(i))
+                            .at(|| PathSegment::ReduceArgs)?;
+                    }
+                    return self.end_wire_call();
+                }
                 self.save(callable).at(|| PathSegment::ReduceCallable)?;
                 self.save(args.as_any()).at(|| PathSegment::ReduceArgs)?;
                 self.write(&[REDUCE])

@@ -1,0 +1,417 @@
+//! The by-value layer's hot path: functions, code objects and cells written directly as
+//! opcodes, calling skypickle's reconstructors through `_reconstruct(op, *args)`.
+//!
+//! The reduce-value form (`by_value::function::FunctionParts::into_reduce_value`, what
+//! `Pickler.reducer_override` returns to Python) loads to the same objects; this path skips
+//! building the reduce tuples, their state dicts and the transient containers, and never
+//! memoises what nothing else can refer to.
+//!
+//! A function is written as
+//!
+//! ```text
+//! _reconstruct(MAKE_FUNCTION, code, base_globals, closure)    memoised as the function
+//! <each submodule to import> POP
+//! _reconstruct(RESTORE_FUNCTION, func, globals, defaults, kwdefaults, cells, attrs, dict) POP
+//! ```
+//!
+//! where the second call is left out when there is nothing to restore, and its trailing None
+//! arguments are left out. The closure's cells are created empty (and memoised) inside the
+//! first call and filled by the second, after the function is memoised: a cell that refers
+//! back to the function (recursion through a closure) is then a memo hit.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyInt, PyString, PyTuple};
+
+use super::Dumper;
+use crate::by_value::function::{global_names, FunctionParts};
+use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::rebuild::{op, python_tag_str, wire};
+use crate::writer::opcodes::*;
+
+/// Per-dump caches of the by-value path.
+#[derive(Default)]
+pub struct ByValueCache<'py> {
+    /// Text of each str written by value -> its memo index.
+    names: HashMap<Box<[u8]>, usize>,
+    /// Code object address -> the global names it uses. The code objects are kept alive by
+    /// the memo (they are saved before anything is looked up here again).
+    global_names: HashMap<usize, Rc<[Bound<'py, PyString>]>>,
+}
+
+/// Addresses of the default `_code_reduce` and `_cell_reduce`: when the dispatch table still
+/// holds them, code objects and cells take the direct path.
+static DEFAULT_REDUCERS: PyOnceLock<[usize; 2]> = PyOnceLock::new();
+
+fn default_reducers(py: Python<'_>) -> PyResult<&'static [usize; 2]> {
+    DEFAULT_REDUCERS.get_or_try_init(py, || {
+        let m = py.import("skypickle._skypickle")?;
+        // The module keeps both alive for the life of the process.
+        Ok([
+            m.getattr("_code_reduce")?.as_ptr() as usize,
+            m.getattr("_cell_reduce")?.as_ptr() as usize,
+        ])
+    })
+}
+
+impl<'py> Dumper<'py> {
+    /// Whether `reducer` is skypickle's own reducer for code objects.
+    pub(super) fn is_default_code_reducer(&self, reducer: &Bound<'py, PyAny>) -> PyResult<bool> {
+        Ok(reducer.as_ptr() as usize == default_reducers(self.py)?[0])
+    }
+
+    /// Whether `reducer` is skypickle's own reducer for cells.
+    pub(super) fn is_default_cell_reducer(&self, reducer: &Bound<'py, PyAny>) -> PyResult<bool> {
+        Ok(reducer.as_ptr() as usize == default_reducers(self.py)?[1])
+    }
+
+    /// Start `_reconstruct(op, ...)`: push `_reconstruct`, MARK and the op number. The
+    /// arguments follow; [`Dumper::end_wire_call`] closes the call.
+    pub(crate) fn begin_wire_call(&mut self, op: u8) -> SaveResult {
+        let reconstruct = wire(self.py)?.reconstruct.bind(self.py).clone();
+        self.save(&reconstruct)?;
+        self.write(&[MARK])?;
+        if self.bin {
+            self.write(&[BININT1, op])
+        } else {
+            self.save(PyInt::new(self.py, op).as_any())
+        }
+    }
+
+    /// Close `_reconstruct(op, ...)`: TUPLE REDUCE.
+    pub(crate) fn end_wire_call(&mut self) -> SaveResult {
+        self.write(&[TUPLE, REDUCE])
+    }
+
+    /// A str written by its text: equal strings share one memo entry within a dump, whatever
+    /// their identity, so whether the sender had them interned cannot show in the bytes.
+    fn save_name(&mut self, text: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        if !self.bin || !text.is_exact_instance_of::<PyString>() {
+            return match text.cast::<PyString>() {
+                Ok(s) if !self.bin => self.save(PyString::new(py, &s.to_cow()?).as_any()),
+                _ => self.save(text),
+            };
+        }
+        let mut size: ffi::Py_ssize_t = 0;
+        // SAFETY: `text` is an exact str; the UTF-8 buffer it caches lives as long as it does,
+        // and we hold it for the whole call.
+        let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
+        if data.is_null() {
+            // Lone surrogates: the general path encodes them with surrogatepass.
+            let _ = PyErr::take(py);
+            return self.save(text);
+        }
+        // SAFETY: CPython returned a buffer of `size` bytes owned by `text`.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+        if let Some(&idx) = self.by_value.names.get(bytes) {
+            return self.memo_get(idx);
+        }
+        self.write_str_payload(bytes, None)?;
+        let idx = self.memo.put_anonymous(py);
+        self.by_value.names.insert(bytes.into(), idx);
+        self.write_memo_put(idx)
+    }
+
+    /// A tuple of names (`co_names`, `co_varnames`, ...), not memoised: in the loader it is
+    /// always a new tuple.
+    fn save_name_tuple(&mut self, names: &Bound<'py, PyAny>) -> SaveResult {
+        let names = names.cast::<PyTuple>()?;
+        if names.is_empty() && self.bin {
+            return self.write(&[EMPTY_TUPLE]);
+        }
+        self.write(&[MARK])?;
+        for name in names.iter() {
+            self.save_name(&name)?;
+        }
+        self.write(&[TUPLE])
+    }
+
+    /// Bytes that nothing else refers to (bytecode, line tables): not memoised from protocol 3
+    /// on; below it, bytes go through their general (reduce) form.
+    fn save_code_bytes(&mut self, value: &Bound<'py, PyAny>) -> SaveResult {
+        if self.proto < 3 {
+            return self.save(value);
+        }
+        let data = value.cast::<pyo3::types::PyBytes>()?.as_bytes();
+        self.write_bytes_unmemoised(data, Some(value))
+    }
+
+    /// A code object: `_reconstruct(MAKE_CODE, version, *CodeType arguments)`, memoised.
+    pub(super) fn save_code(&mut self, code: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        macro_rules! attr {
+            ($name:literal) => {
+                code.getattr(pyo3::intern!(py, $name))?
+            };
+        }
+        self.begin_wire_call(op::MAKE_CODE)?;
+        self.save_name(python_tag_str(py).as_any())?;
+        self.save(&attr!("co_argcount"))?;
+        self.save(&attr!("co_posonlyargcount"))?;
+        self.save(&attr!("co_kwonlyargcount"))?;
+        self.save(&attr!("co_nlocals"))?;
+        self.save(&attr!("co_stacksize"))?;
+        self.save(&attr!("co_flags"))?;
+        self.save_code_bytes(&attr!("co_code"))?;
+        self.save(&attr!("co_consts"))
+            .at(|| PathSegment::Attr("co_consts"))?;
+        self.save_name_tuple(&attr!("co_names"))?;
+        self.save_name_tuple(&attr!("co_varnames"))?;
+        self.save_name(&attr!("co_filename"))?;
+        self.save_name(&attr!("co_name"))?;
+        if cfg!(Py_3_11) {
+            self.save_name(&attr!("co_qualname"))?;
+        }
+        self.save(&attr!("co_firstlineno"))?;
+        if cfg!(Py_3_10) {
+            self.save_code_bytes(&attr!("co_linetable"))?;
+        } else {
+            self.save_code_bytes(&attr!("co_lnotab"))?;
+        }
+        if cfg!(Py_3_11) {
+            self.save_code_bytes(&attr!("co_exceptiontable"))?;
+        }
+        self.save_name_tuple(&attr!("co_freevars"))?;
+        self.save_name_tuple(&attr!("co_cellvars"))?;
+        self.end_wire_call()?;
+        self.memo_put(code)
+    }
+
+    /// A cell not yet in the memo: `_reconstruct(MAKE_EMPTY_CELL)`, memoised. Returns its
+    /// contents, which the caller writes once whatever refers back to the cell is memoised.
+    fn save_empty_cell(
+        &mut self,
+        cell: &Bound<'py, PyAny>,
+    ) -> SaveResult<Option<Bound<'py, PyAny>>> {
+        self.begin_wire_call(op::MAKE_EMPTY_CELL)?;
+        self.end_wire_call()?;
+        self.memo_put(cell)?;
+        Ok(cell.getattr(pyo3::intern!(self.py, "cell_contents")).ok())
+    }
+
+    /// A cell on its own (not as part of a closure): created empty, memoised, then filled by
+    /// `_reconstruct(CELL_SET, cell, contents)`.
+    pub(super) fn save_cell(&mut self, cell: &Bound<'py, PyAny>) -> SaveResult {
+        if let Some(contents) = self.save_empty_cell(cell)? {
+            self.begin_wire_call(op::CELL_SET)?;
+            self.save(cell)?;
+            self.save(&contents).at(|| PathSegment::State)?;
+            self.end_wire_call()?;
+            self.write(&[POP])?;
+        }
+        Ok(())
+    }
+
+    /// The global names `code` uses, computed once per code object per dump.
+    fn cached_global_names(
+        &mut self,
+        code: &Bound<'py, PyAny>,
+    ) -> PyResult<Rc<[Bound<'py, PyString>]>> {
+        let key = code.as_ptr() as usize;
+        if let Some(names) = self.by_value.global_names.get(&key) {
+            return Ok(names.clone());
+        }
+        Ok(global_names(code)?.into())
+    }
+
+    /// A dict that nothing else refers to, from its items: EMPTY_DICT, then SETITEMS (or
+    /// SETITEM per item in protocol 0), not memoised.
+    fn save_transient_dict<K, V>(
+        &mut self,
+        items: impl IntoIterator<Item = (K, V)>,
+        mut save_key: impl FnMut(&mut Self, &K) -> SaveResult,
+        mut save_value: impl FnMut(&mut Self, &K, &V) -> SaveResult,
+    ) -> SaveResult {
+        self.write(if self.bin {
+            &[EMPTY_DICT]
+        } else {
+            &[MARK, DICT]
+        })?;
+        let mut open = false;
+        for (key, value) in items {
+            if self.bin && !open {
+                self.write(&[MARK])?;
+                open = true;
+            }
+            save_key(self, &key)?;
+            save_value(self, &key, &value)?;
+            if !self.bin {
+                self.write(&[SETITEM])?;
+            }
+        }
+        if open {
+            self.write(&[SETITEMS])?;
+        }
+        Ok(())
+    }
+
+    /// `value`, or None.
+    fn save_optional(&mut self, value: Option<&Bound<'py, PyAny>>) -> SaveResult {
+        match value {
+            Some(value) => self.save(value),
+            None => self.write(&[NONE]),
+        }
+    }
+
+    /// A function pickled by value (see the module documentation for the form).
+    pub(super) fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> SaveResult {
+        let py = self.py;
+        // SAFETY: `func` is an exact function (checked by the caller's dispatch).
+        let code = unsafe { Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(func.as_ptr())) };
+        let names = self.cached_global_names(&code)?;
+        let parts = FunctionParts::of(func, &self.globals_ref, &names)?;
+
+        // 1. The function itself, with empty cells.
+        self.begin_wire_call(op::MAKE_FUNCTION)?;
+        self.save(&parts.code)
+            .at(|| PathSegment::Attr("__code__"))?;
+        // Cached only once memoised: the memo keeps the code object (and its address) for the
+        // rest of the dump.
+        if self.memo.contains(&code) {
+            self.by_value
+                .global_names
+                .entry(code.as_ptr() as usize)
+                .or_insert_with(|| names.clone());
+        }
+        self.save(parts.base_globals.as_any())
+            .at(|| PathSegment::Attr("__globals__"))?;
+        let mut fills: Vec<(usize, Bound<'py, PyAny>)> = Vec::new();
+        match &parts.closure {
+            None => self.write(&[NONE])?,
+            Some(cells) => {
+                self.write(&[MARK])?;
+                for (i, cell) in cells.iter().enumerate() {
+                    if let Some(idx) = self.memo.get(&cell) {
+                        self.memo_get(idx)?;
+                    } else if let Some(contents) = self
+                        .save_empty_cell(&cell)
+                        .at(|| PathSegment::Item(i))
+                        .at(|| PathSegment::Attr("__closure__"))?
+                    {
+                        fills.push((i, contents));
+                    }
+                }
+                self.write(&[TUPLE])?;
+            }
+        }
+        self.end_wire_call()?;
+        // The function may have been memoised while its parts were saved (a default or a
+        // global that refers back to it): keep that one.
+        if let Some(idx) = self.memo.get(func) {
+            self.write(&[POP])?;
+            return self.memo_get(idx);
+        }
+        self.memo_put(func)?;
+
+        // 2. Submodules its code reaches: loading them imports them.
+        for module in &parts.submodules {
+            self.save(module)?;
+            self.write(&[POP])?;
+        }
+
+        // 3. Everything else, after the function is memoised (any of it may refer back).
+        let FunctionParts {
+            globals,
+            defaults,
+            kwdefaults,
+            attrs,
+            func_dict,
+            ..
+        } = parts;
+        let present = [
+            !globals.is_empty(),
+            defaults.is_some(),
+            kwdefaults.is_some(),
+            !fills.is_empty(),
+            !attrs.is_empty(),
+            func_dict.is_some(),
+        ];
+        // Trailing absent arguments are left out.
+        let Some(last) = present.iter().rposition(|p| *p) else {
+            return Ok(());
+        };
+        self.begin_wire_call(op::RESTORE_FUNCTION)?;
+        self.save(func)?;
+        if globals.is_empty() {
+            self.write(&[NONE])?;
+        } else {
+            self.save_transient_dict(
+                globals,
+                |this, name| this.save_name(name.as_any()),
+                |this, name, value| {
+                    this.save(value)
+                        .at(|| PathSegment::Value(name.clone().into_any().unbind()))
+                        .at(|| PathSegment::Attr("__globals__"))
+                },
+            )?;
+        }
+        if last >= 1 {
+            self.save_optional(defaults.as_ref())
+                .at(|| PathSegment::Attr("__defaults__"))?;
+        }
+        if last >= 2 {
+            self.save_optional(kwdefaults.as_ref())
+                .at(|| PathSegment::Attr("__kwdefaults__"))?;
+        }
+        if last >= 3 {
+            if fills.is_empty() {
+                self.write(&[NONE])?;
+            } else {
+                self.save_transient_dict(
+                    fills,
+                    |this, i| this.save(PyInt::new(py, *i).as_any()),
+                    |this, i, value| {
+                        let i = *i;
+                        this.save(value)
+                            .at(|| PathSegment::Attr("cell_contents"))
+                            .at(|| PathSegment::Item(i))
+                            .at(|| PathSegment::Attr("__closure__"))
+                    },
+                )?;
+            }
+        }
+        if last >= 4 {
+            if attrs.is_empty() {
+                self.write(&[NONE])?;
+            } else {
+                self.save_transient_dict(
+                    attrs,
+                    |this, name| this.save_name(PyString::new(py, name).as_any()),
+                    |this, name, value| {
+                        let name = *name;
+                        if value.is_exact_instance_of::<PyString>() {
+                            this.save_name(value)
+                        } else {
+                            this.save(value)
+                        }
+                        .at(|| PathSegment::Attr(name))
+                    },
+                )?;
+            }
+        }
+        if let Some(dict) = func_dict {
+            self.save_transient_dict(
+                dict.iter(),
+                |this, key| {
+                    if key.is_exact_instance_of::<PyString>() {
+                        this.save_name(key)
+                    } else {
+                        this.save(key)
+                    }
+                },
+                |this, key, value| {
+                    this.save(value)
+                        .at(|| PathSegment::Value(key.clone().unbind()))
+                        .at(|| PathSegment::Attr("__dict__"))
+                },
+            )?;
+        }
+        self.end_wire_call()?;
+        self.write(&[POP])
+    }
+}
