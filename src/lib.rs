@@ -2,6 +2,7 @@
 
 pub mod by_value;
 pub mod errors;
+pub mod fxhash;
 pub mod lookups;
 pub mod memo;
 pub mod output;

@@ -91,6 +91,38 @@ impl AddressTable {
     }
 }
 
+thread_local! {
+    /// One emptied table kept from the last dump on this thread: a dump's table then starts
+    /// at the size the previous one reached, without growing (and rehashing) its way there.
+    static SPARE_TABLE: std::cell::RefCell<Option<AddressTable>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Tables above this many slots (64 KiB) are freed rather than kept: clearing one costs more
+/// than growing a small one.
+const MAX_SPARE_BITS: u32 = 12;
+
+impl AddressTable {
+    fn recycled() -> Self {
+        SPARE_TABLE
+            .try_with(|spare| spare.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn recycle(mut self) {
+        if self.bits == 0 || self.bits > MAX_SPARE_BITS {
+            return;
+        }
+        if self.len > 0 {
+            self.slots.fill((0, 0));
+            self.len = 0;
+        }
+        let _ = SPARE_TABLE.try_with(|spare| *spare.borrow_mut() = Some(self));
+    }
+}
+
 /// The memo of one dump (or of a `Pickler` across dumps).
 pub struct Memo<'py> {
     index: AddressTable,
@@ -107,7 +139,7 @@ pub struct MemoStore {
 impl<'py> Memo<'py> {
     pub fn new() -> Self {
         Memo {
-            index: AddressTable::default(),
+            index: AddressTable::recycled(),
             objects: Vec::new(),
         }
     }
@@ -127,6 +159,9 @@ impl<'py> Memo<'py> {
     pub fn put(&mut self, obj: &Bound<'py, PyAny>) -> usize {
         let idx = self.objects.len();
         self.index.insert(obj.as_ptr() as usize, idx);
+        if self.objects.capacity() == 0 {
+            self.objects.reserve(32);
+        }
         self.objects.push(obj.clone());
         idx
     }
@@ -147,10 +182,13 @@ impl<'py> Memo<'py> {
         self.objects.is_empty()
     }
 
-    pub fn into_store(self) -> MemoStore {
+    pub fn into_store(mut self) -> MemoStore {
         MemoStore {
-            index: self.index,
-            objects: self.objects.into_iter().map(Bound::unbind).collect(),
+            index: std::mem::take(&mut self.index),
+            objects: std::mem::take(&mut self.objects)
+                .into_iter()
+                .map(Bound::unbind)
+                .collect(),
         }
     }
 
@@ -163,6 +201,12 @@ impl<'py> Memo<'py> {
                 .map(|o| o.into_bound(py))
                 .collect(),
         }
+    }
+}
+
+impl Drop for Memo<'_> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.index).recycle();
     }
 }
 

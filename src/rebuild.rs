@@ -362,6 +362,9 @@ pub fn _make_skeleton_class<'py>(
         "_make_skeleton_class() metaclass",
         "a type",
     )?;
+    if let Some(known) = crate::by_value::tracker::lookup_class(class_tracker_id)? {
+        return Ok(known);
+    }
     let name = expect::<PyString>(name, "_make_skeleton_class() name", "a str")?;
     let bases = expect::<PyTuple>(bases, "_make_skeleton_class() bases", "a tuple")?;
     let type_kwargs =
@@ -461,6 +464,9 @@ pub fn _make_skeleton_enum<'py>(
     let bases = expect::<PyTuple>(bases, "_make_skeleton_enum() bases", "a tuple")?;
     let name = expect::<PyString>(name, "_make_skeleton_enum() name", "a str")?;
     let members = expect::<PyDict>(members, "_make_skeleton_enum() members", "a dict")?;
+    if let Some(known) = crate::by_value::tracker::lookup_class(class_tracker_id)? {
+        return Ok(known);
+    }
     if bases.is_empty() {
         return Err(PyValueError::new_err(
             "_make_skeleton_enum() needs at least one base",
@@ -756,7 +762,14 @@ pub fn _reconstruct<'py>(
             type_name(op)
         ))
     })?;
-    let arg = |i: usize| args.get_item(i).ok();
+    // Absent trailing arguments are None (checked before indexing: an IndexError is costly).
+    let arg = |i: usize| {
+        if i < args.len() {
+            args.get_item(i).ok()
+        } else {
+            None
+        }
+    };
     let rest = |from: usize| args.get_slice(from.min(args.len()), args.len());
     match u8::try_from(index) {
         Ok(op::MAKE_CODE) if !args.is_empty() => _make_code(py, &args.get_item(0)?, &rest(1)),

@@ -56,29 +56,57 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
         .collect())
 }
 
+/// The namespace of a class: its own dict for a class made by a class statement (read
+/// directly, no mappingproxy), else `__dict__`.
+fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    if let Ok(t) = cls.cast::<pyo3::types::PyType>() {
+        // SAFETY: reading a field of a live type object. Heap types (those a class statement
+        // makes) always have their dict in `tp_dict`; builtin static types may not (3.12+),
+        // so only heap types are read this way.
+        let dict = unsafe {
+            let raw = t.as_type_ptr();
+            if (*raw).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+                Bound::from_borrowed_ptr_or_opt(py, (*raw).tp_dict)
+            } else {
+                None
+            }
+        };
+        if let Some(dict) = dict {
+            return Ok(dict);
+        }
+    }
+    cls.getattr(pyo3::intern!(py, "__dict__"))
+}
+
 /// cloudpickle's `_extract_class_dict`: the class's own namespace in sorted key order,
-/// without what it inherits unchanged from its direct bases.
+/// without what it inherits unchanged from its direct bases (an entry the first base that
+/// defines the name holds by the very same object).
 pub fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     let py = cls.py();
-    let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
+    let own = namespace_of(cls)?;
     let keys = PyList::new(py, own.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
     keys.sort()?;
     let bases = cls
         .getattr(pyo3::intern!(py, "__bases__"))?
         .cast_into::<PyTuple>()?;
-    let inherited = PyDict::new(py);
-    for base in bases.iter().rev() {
-        inherited.update(
-            base.getattr(pyo3::intern!(py, "__dict__"))?
-                .cast::<pyo3::types::PyMapping>()?,
-        )?;
-    }
+    let base_namespaces = bases
+        .iter()
+        .map(|base| namespace_of(&base))
+        .collect::<PyResult<Vec<_>>>()?;
     let clsdict = PyDict::new(py);
-    for key in keys.iter() {
+    'keys: for key in keys.iter() {
         let value = own.get_item(&key)?;
-        if let Some(base_value) = inherited.get_item(&key)? {
-            if base_value.is(&value) {
-                continue;
+        for namespace in &base_namespaces {
+            let inherited = match namespace.cast::<PyDict>() {
+                Ok(dict) => dict.get_item(&key)?,
+                Err(_) => namespace.get_item(&key).ok(),
+            };
+            if let Some(inherited) = inherited {
+                if inherited.is(&value) {
+                    continue 'keys;
+                }
+                break;
             }
         }
         clsdict.set_item(fresh_key(&key)?, value)?;

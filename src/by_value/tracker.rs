@@ -34,7 +34,22 @@ pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<
     let maps = maps(py)?;
     let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
     let by_class = maps.by_class.bind(py);
-    if let Some(id) = by_class
+    // What `WeakKeyDictionary.get` does, without its Python frame: look the class up by a
+    // weak reference to it in the underlying dict.
+    let data = by_class.getattr(pyo3::intern!(py, "data"))?;
+    if let Ok(data) = data.cast::<pyo3::types::PyDict>() {
+        // SAFETY: PyWeakref_NewRef takes a borrowed object and returns a new reference or
+        // null with an exception (for objects that cannot be weakly referenced).
+        let key = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyWeakref_NewRef(obj.as_ptr(), std::ptr::null_mut()),
+            )
+        }?;
+        if let Some(id) = data.get_item(&key)? {
+            return Ok(id);
+        }
+    } else if let Some(id) = by_class
         .call_method1("get", (obj,))
         .ok()
         .filter(|v| !v.is_none())
@@ -64,4 +79,21 @@ pub fn lookup_class_or_track<'py>(
         .call_method1("setdefault", (tracker_id, &obj))?;
     maps.by_class.bind(py).set_item(&known, tracker_id)?;
     Ok(known)
+}
+
+/// On load, before building anything: the class already known under `tracker_id`, if any.
+/// Building a skeleton only to throw it away would run its bases' `__init_subclass__` on a
+/// class nobody will see.
+pub fn lookup_class<'py>(tracker_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if tracker_id.is_none() {
+        return Ok(None);
+    }
+    let py = tracker_id.py();
+    let maps = maps(py)?;
+    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let known = maps
+        .by_id
+        .bind(py)
+        .call_method1(pyo3::intern!(py, "get"), (tracker_id,))?;
+    Ok(Some(known).filter(|k| !k.is_none()))
 }

@@ -19,7 +19,6 @@
 //! first call and filled by the second, after the function is memoised: a cell that refers
 //! back to the function (recursion through a closure) is then a memo hit.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use pyo3::ffi;
@@ -30,6 +29,7 @@ use pyo3::types::{PyInt, PyString, PyTuple};
 use super::Dumper;
 use crate::by_value::function::{global_names, FunctionParts};
 use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::fxhash::FxHashMap;
 use crate::rebuild::{op, python_tag_str, wire};
 use crate::writer::opcodes::*;
 
@@ -37,10 +37,10 @@ use crate::writer::opcodes::*;
 #[derive(Default)]
 pub struct ByValueCache<'py> {
     /// Text of each str written by value -> its memo index.
-    names: HashMap<Box<[u8]>, usize>,
+    names: FxHashMap<Box<[u8]>, usize>,
     /// Code object address -> the global names it uses. The code objects are kept alive by
     /// the memo (they are saved before anything is looked up here again).
-    global_names: HashMap<usize, Rc<[Bound<'py, PyString>]>>,
+    global_names: FxHashMap<usize, Rc<[Bound<'py, PyString>]>>,
 }
 
 /// Addresses of the default `_code_reduce` and `_cell_reduce`: when the dispatch table still
@@ -108,13 +108,27 @@ impl<'py> Dumper<'py> {
         }
         // SAFETY: CPython returned a buffer of `size` bytes owned by `text`.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
-        if let Some(&idx) = self.by_value.names.get(bytes) {
+        self.save_name_text(bytes)
+    }
+
+    /// [`Dumper::save_name`] for UTF-8 text held by Rust (protocol 1+).
+    fn save_name_text(&mut self, text: &[u8]) -> SaveResult {
+        if let Some(&idx) = self.by_value.names.get(text) {
             return self.memo_get(idx);
         }
-        self.write_str_payload(bytes, None)?;
-        let idx = self.memo.put_anonymous(py);
-        self.by_value.names.insert(bytes.into(), idx);
+        self.write_str_payload(text, None)?;
+        let idx = self.memo.put_anonymous(self.py);
+        self.by_value.names.insert(text.into(), idx);
         self.write_memo_put(idx)
+    }
+
+    /// A name known to Rust (an attribute name).
+    fn save_static_name(&mut self, name: &'static str) -> SaveResult {
+        if self.bin {
+            self.save_name_text(name.as_bytes())
+        } else {
+            self.save(PyString::new(self.py, name).as_any())
+        }
     }
 
     /// A tuple of names (`co_names`, `co_varnames`, ...), not memoised: in the loader it is
@@ -381,7 +395,7 @@ impl<'py> Dumper<'py> {
             } else {
                 self.save_transient_dict(
                     attrs,
-                    |this, name| this.save_name(PyString::new(py, name).as_any()),
+                    |this, name| this.save_static_name(name),
                     |this, name, value| {
                         let name = *name;
                         if value.is_exact_instance_of::<PyString>() {

@@ -26,9 +26,22 @@ fn get_deep_attribute<'py>(
     Ok((current, parent))
 }
 
+/// The module `name`: from `sys.modules` when it is there (a dict lookup), else imported the
+/// way `pickle` does (`PyImport_Import`, about 20 times slower even for a loaded module).
 fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = name.py();
+    // SAFETY: PyImport_GetModule takes a borrowed name and returns a new reference, or null
+    // with or without an exception set.
+    let loaded =
+        unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyImport_GetModule(name.as_ptr())) };
+    match loaded {
+        Some(module) if module.is_instance_of::<pyo3::types::PyModule>() => return Ok(module),
+        _ => {
+            let _ = PyErr::take(py);
+        }
+    }
     // SAFETY: PyImport_Import takes a borrowed name and returns a new reference or null.
-    unsafe { Bound::from_owned_ptr_or_err(name.py(), ffi::PyImport_Import(name.as_ptr())) }
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyImport_Import(name.as_ptr())) }
 }
 
 /// skypickle's own reconstructors, by address: written by name without `pickle`'s checks
@@ -129,13 +142,17 @@ impl<'py> Dumper<'py> {
             },
         };
         let global_name = global_name.cast_into::<PyString>().map_err(PyErr::from)?;
-        let dotted: Vec<Bound<'py, PyString>> = global_name
-            .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
-            .cast_into::<PyList>()
-            .map_err(PyErr::from)?
-            .iter()
-            .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
-            .collect::<PyResult<_>>()?;
+        let dotted: Vec<Bound<'py, PyString>> = if global_name.to_cow()?.contains('.') {
+            global_name
+                .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
+                .cast_into::<PyList>()
+                .map_err(PyErr::from)?
+                .iter()
+                .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
+                .collect::<PyResult<_>>()?
+        } else {
+            vec![global_name.clone()]
+        };
         for part in &dotted {
             if part.to_cow()? == "<locals>" {
                 // CPython's wording changed in 3.13.
@@ -184,7 +201,7 @@ impl<'py> Dumper<'py> {
             .into());
         }
 
-        if self.proto >= 2 {
+        if self.proto >= 2 && !self.lk.extension_registry.bind(py).is_empty() {
             let key = PyTuple::new(py, [module_name.clone(), global_name.clone().into_any()])?;
             if let Some(code) = self.lk.extension_registry.bind(py).get_item(&key)? {
                 return self.save_ext(obj, &code);
