@@ -297,6 +297,17 @@ pub fn _cell_set<'py>(
 #[pyfunction]
 pub fn _subimport<'py>(py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let name = expect::<PyString>(name, "_subimport() name", "a str")?;
+    // A loaded module is a dict lookup away (importlib.import_module is a Python call).
+    // SAFETY: the interpreter's module dict, borrowed; it lives as long as the interpreter.
+    let modules =
+        unsafe { Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyImport_GetModuleDict()) };
+    if let Some(modules) = modules.as_ref().and_then(|m| m.cast::<PyDict>().ok()) {
+        if let Some(module) = modules.get_item(&name)? {
+            if module.is_instance_of::<PyModule>() {
+                return Ok(module);
+            }
+        }
+    }
     py.import("importlib")?
         .call_method1(pyo3::intern!(py, "import_module"), (name,))
 }

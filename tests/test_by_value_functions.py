@@ -1216,3 +1216,28 @@ def test_math_module_is_importable_reference():
     assert reconstructors(payload)["_dynamic_subimport"] == 0
     assert reconstructors(payload)["_subimport"] == 1
     assert pickle.loads(payload)(2.5) == 2
+
+
+def test_code_cache_keeps_nothing_alive():
+    """What skypickle remembers about a code object between dumps is held weakly: the
+    function and its code are freed as soon as nothing else refers to them."""
+    import gc
+    import weakref
+
+    namespace = make_namespace("def make():\n    return lambda x: x + 1\n")
+    func = namespace["make"]()
+    code_ref = weakref.ref(func.__code__)
+    func_ref = weakref.ref(func)
+    for _ in range(3):
+        assert pickle.loads(skypickle.dumps(func))(1) == 2
+    del func, namespace
+    gc.collect()
+    assert func_ref() is None and code_ref() is None
+
+
+def test_code_cache_follows_new_code_objects():
+    """Many short-lived functions, each with its own code: every one pickles its own code
+    (a cached entry is never used for a later code object at the same address)."""
+    for i in range(300):
+        func = make_namespace(f"def f():\n    return {i}\n")["f"]
+        assert pickle.loads(skypickle.dumps(func))() == i

@@ -61,20 +61,22 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
 fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
     if let Ok(t) = cls.cast::<pyo3::types::PyType>() {
-        // SAFETY: reading a field of a live type object. Heap types (those a class statement
-        // makes) always have their dict in `tp_dict`; builtin static types may not (3.12+),
-        // so only heap types are read this way.
+        // SAFETY: reading a field of a live type object (3.12+: through PyType_GetDict, which
+        // returns a new reference; builtin static types keep their dict elsewhere there).
         let dict = unsafe {
-            let raw = t.as_type_ptr();
-            if (*raw).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 {
-                Bound::from_borrowed_ptr_or_opt(py, (*raw).tp_dict)
-            } else {
-                None
+            #[cfg(Py_3_12)]
+            {
+                Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyType_GetDict(t.as_type_ptr()))
+            }
+            #[cfg(not(Py_3_12))]
+            {
+                Bound::from_borrowed_ptr_or_opt(py, (*t.as_type_ptr()).tp_dict)
             }
         };
-        if let Some(dict) = dict {
+        if let Some(dict) = dict.filter(|d| d.is_instance_of::<PyDict>()) {
             return Ok(dict);
         }
+        let _ = PyErr::take(py);
     }
     cls.getattr(pyo3::intern!(py, "__dict__"))
 }

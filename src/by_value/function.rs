@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCode, PyDict, PyList, PyModule, PyString, PyTuple};
 
+use super::code::{code_info, CodeInfo};
 use crate::rebuild::wire;
 
 /// Opcode numbers for the running CPython, from `opcode.opmap`.
@@ -242,7 +243,7 @@ impl<'py> FunctionParts<'py> {
     pub fn of(
         func: &Bound<'py, PyAny>,
         globals_ref: &Bound<'py, PyDict>,
-        names: &[Bound<'py, PyString>],
+        info: &CodeInfo,
     ) -> PyResult<Self> {
         let py = func.py();
         let raw = func.as_ptr().cast::<pyo3::ffi::PyFunctionObject>();
@@ -279,8 +280,9 @@ impl<'py> FunctionParts<'py> {
         let func_globals = func_globals.cast_into::<PyDict>()?;
         let base_globals = base_globals(&func_globals, globals_ref)?;
 
-        let mut globals = Vec::with_capacity(names.len());
-        for name in names {
+        let mut globals = Vec::with_capacity(info.global_names.len());
+        for name in &info.global_names {
+            let name = name.bind(py);
             if let Some(value) = func_globals.get_item(name)? {
                 globals.push((name.clone(), value));
             }
@@ -313,19 +315,15 @@ impl<'py> FunctionParts<'py> {
         // name and qualified name, the namespace's __name__ as __module__, and the first
         // constant as __doc__ when it is a str.
         let mut attrs: Vec<(&'static str, Bound<'py, PyAny>)> = Vec::new();
-        let co_name = code.getattr(pyo3::intern!(py, "co_name"))?;
-        let natural_qualname = if cfg!(Py_3_11) {
-            code.getattr(pyo3::intern!(py, "co_qualname"))?
-        } else {
-            co_name.clone()
-        };
+        let co_name = info.name.bind(py);
+        let natural_qualname = info.qualname.bind(py);
         let none = || py.None().into_bound(py);
         let name = name.unwrap_or_else(none);
-        if !same_text(&name, Some(&co_name)) {
+        if !same_text(&name, Some(co_name)) {
             attrs.push(("__name__", name));
         }
         let qualname = qualname.unwrap_or_else(none);
-        if !same_text(&qualname, Some(&natural_qualname)) {
+        if !same_text(&qualname, Some(natural_qualname)) {
             attrs.push(("__qualname__", qualname));
         }
         let module = module.unwrap_or_else(none);
@@ -333,13 +331,7 @@ impl<'py> FunctionParts<'py> {
         if !same_text(&module, natural_module.as_ref()) {
             attrs.push(("__module__", module));
         }
-        let consts = code
-            .getattr(pyo3::intern!(py, "co_consts"))?
-            .cast_into::<PyTuple>()?;
-        let natural_doc = consts
-            .get_item(0)
-            .ok()
-            .filter(|c| c.is_instance_of::<PyString>());
+        let natural_doc = info.natural_doc.as_ref().map(|d| d.bind(py).clone());
         let doc = doc.unwrap_or_else(none);
         if !same_text(&doc, natural_doc.as_ref()) {
             attrs.push(("__doc__", doc));
@@ -451,6 +443,6 @@ pub fn function_reduce<'py>(
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let code = func.getattr(pyo3::intern!(func.py(), "__code__"))?;
-    let names = global_names(&code)?;
-    FunctionParts::of(func, globals_ref, &names)?.into_reduce_value()
+    let info = code_info(&code)?;
+    FunctionParts::of(func, globals_ref, &info)?.into_reduce_value()
 }

@@ -19,15 +19,14 @@
 //! first call and filled by the second, after the function is memoised: a cell that refers
 //! back to the function (recursion through a closure) is then a memo hit.
 
-use std::rc::Rc;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyInt, PyString, PyTuple};
 
 use super::Dumper;
-use crate::by_value::function::{global_names, FunctionParts};
+use crate::by_value::code::code_info;
+use crate::by_value::function::FunctionParts;
 use crate::errors::{AtPath, PathSegment, SaveResult};
 use crate::fxhash::FxHashMap;
 use crate::rebuild::{op, python_tag_str, wire};
@@ -35,12 +34,9 @@ use crate::writer::opcodes::*;
 
 /// Per-dump caches of the by-value path.
 #[derive(Default)]
-pub struct ByValueCache<'py> {
+pub struct ByValueCache {
     /// Text of each str written by value -> its memo index.
     names: FxHashMap<Box<[u8]>, usize>,
-    /// Code object address -> the global names it uses. The code objects are kept alive by
-    /// the memo (they are saved before anything is looked up here again).
-    global_names: FxHashMap<usize, Rc<[Bound<'py, PyString>]>>,
 }
 
 /// Addresses of the default `_code_reduce` and `_cell_reduce`: when the dispatch table still
@@ -163,25 +159,23 @@ impl<'py> Dumper<'py> {
                 code.getattr(pyo3::intern!(py, $name))?
             };
         }
+        let info = code_info(code)?;
         self.begin_wire_call(op::MAKE_CODE)?;
         self.save_name(python_tag_str(py).as_any())?;
-        self.save(&attr!("co_argcount"))?;
-        self.save(&attr!("co_posonlyargcount"))?;
-        self.save(&attr!("co_kwonlyargcount"))?;
-        self.save(&attr!("co_nlocals"))?;
-        self.save(&attr!("co_stacksize"))?;
-        self.save(&attr!("co_flags"))?;
+        for count in &info.counts {
+            self.save(count.bind(py))?;
+        }
         self.save_code_bytes(&attr!("co_code"))?;
         self.save(&attr!("co_consts"))
             .at(|| PathSegment::Attr("co_consts"))?;
-        self.save_name_tuple(&attr!("co_names"))?;
-        self.save_name_tuple(&attr!("co_varnames"))?;
-        self.save_name(&attr!("co_filename"))?;
-        self.save_name(&attr!("co_name"))?;
+        self.save_name_tuple(info.names.bind(py))?;
+        self.save_name_tuple(info.varnames.bind(py))?;
+        self.save_name(info.filename.bind(py))?;
+        self.save_name(info.name.bind(py))?;
         if cfg!(Py_3_11) {
-            self.save_name(&attr!("co_qualname"))?;
+            self.save_name(info.qualname.bind(py))?;
         }
-        self.save(&attr!("co_firstlineno"))?;
+        self.save(info.firstlineno.bind(py))?;
         if cfg!(Py_3_10) {
             self.save_code_bytes(&attr!("co_linetable"))?;
         } else {
@@ -190,8 +184,8 @@ impl<'py> Dumper<'py> {
         if cfg!(Py_3_11) {
             self.save_code_bytes(&attr!("co_exceptiontable"))?;
         }
-        self.save_name_tuple(&attr!("co_freevars"))?;
-        self.save_name_tuple(&attr!("co_cellvars"))?;
+        self.save_name_tuple(info.freevars.bind(py))?;
+        self.save_name_tuple(info.cellvars.bind(py))?;
         self.end_wire_call()?;
         self.memo_put(code)
     }
@@ -219,18 +213,6 @@ impl<'py> Dumper<'py> {
             self.write(&[POP])?;
         }
         Ok(())
-    }
-
-    /// The global names `code` uses, computed once per code object per dump.
-    fn cached_global_names(
-        &mut self,
-        code: &Bound<'py, PyAny>,
-    ) -> PyResult<Rc<[Bound<'py, PyString>]>> {
-        let key = code.as_ptr() as usize;
-        if let Some(names) = self.by_value.global_names.get(&key) {
-            return Ok(names.clone());
-        }
-        Ok(global_names(code)?.into())
     }
 
     /// A dict that nothing else refers to, from its items: EMPTY_DICT, then SETITEMS (or
@@ -277,21 +259,13 @@ impl<'py> Dumper<'py> {
         let py = self.py;
         // SAFETY: `func` is an exact function (checked by the caller's dispatch).
         let code = unsafe { Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(func.as_ptr())) };
-        let names = self.cached_global_names(&code)?;
-        let parts = FunctionParts::of(func, &self.globals_ref, &names)?;
+        let info = code_info(&code)?;
+        let parts = FunctionParts::of(func, &self.globals_ref, &info)?;
 
         // 1. The function itself, with empty cells.
         self.begin_wire_call(op::MAKE_FUNCTION)?;
         self.save(&parts.code)
             .at(|| PathSegment::Attr("__code__"))?;
-        // Cached only once memoised: the memo keeps the code object (and its address) for the
-        // rest of the dump.
-        if self.memo.contains(&code) {
-            self.by_value
-                .global_names
-                .entry(code.as_ptr() as usize)
-                .or_insert_with(|| names.clone());
-        }
         self.save(parts.base_globals.as_any())
             .at(|| PathSegment::Attr("__globals__"))?;
         let mut fills: Vec<(usize, Bound<'py, PyAny>)> = Vec::new();

@@ -69,7 +69,7 @@ pub struct Dumper<'py> {
     depth: usize,
     max_depth: usize,
     plain_classes: instance::PlainClasses,
-    by_value: function::ByValueCache<'py>,
+    by_value: function::ByValueCache,
 }
 
 impl<'py> Dumper<'py> {
