@@ -46,7 +46,8 @@ mod _skypickle {
         _function_setstate, _get_dataclass_field_type_sentinel, _make_cached_property, _make_cell,
         _make_code, _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell,
         _make_function, _make_lru_cache, _make_singledispatch, _make_skeleton_class,
-        _make_skeleton_enum, _make_typevar, _reconstruct, _restore_function, _subimport,
+        _make_skeleton_enum, _make_typevar, _new_function, _reconstruct, _restore_function,
+        _subimport,
     };
 
     use pyo3::prelude::*;

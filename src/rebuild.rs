@@ -101,8 +101,53 @@ pub fn _make_function<'py>(
     if !globals.contains(builtins_key)? {
         globals.set_item(builtins_key, builtins_dict(py)?)?;
     }
+    if name.is_none() && defaults.is_none() && closure.is_none() {
+        // The common case, without FunctionType's argument parsing: only safe for code that
+        // needs no closure (FunctionType checks that; PyFunction_New does not).
+        let free = code
+            .getattr(pyo3::intern!(py, "co_freevars"))?
+            .cast_into::<PyTuple>()?;
+        if free.is_empty() {
+            // SAFETY: `code` is a code object and `globals` a dict (both checked above);
+            // PyFunction_New returns a new reference or null with an exception.
+            return unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyFunction_New(code.as_ptr(), globals.as_ptr()),
+                )
+            };
+        }
+    }
     py.get_type::<PyFunction>()
         .call1((code, globals, name, defaults, closure))
+}
+
+/// `_new_function(code, globals, closure, used_globals, defaults, kwdefaults)`, the last
+/// three optional: a function whose globals, defaults and keyword defaults are known before
+/// it exists (skypickle sends them here when none of them can refer back to the function,
+/// which saves a `_restore_function` call on load). `used_globals` are added to `globals`.
+#[pyfunction]
+#[pyo3(signature = (code, globals, closure, used_globals=None, defaults=None, kwdefaults=None))]
+pub fn _new_function<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+    globals: &Bound<'py, PyAny>,
+    closure: &Bound<'py, PyAny>,
+    used_globals: Option<&Bound<'py, PyAny>>,
+    defaults: Option<&Bound<'py, PyAny>>,
+    kwdefaults: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let given = |v: Option<&Bound<'py, PyAny>>| v.filter(|v| !v.is_none()).cloned();
+    if let Some(used) = given(used_globals) {
+        let target = expect::<PyDict>(globals, "_new_function() globals", "a dict")?;
+        let used = expect::<PyDict>(&used, "_new_function() used_globals", "a dict")?;
+        target.update(used.as_mapping())?;
+    }
+    let func = _make_function(py, code, globals, &PyTuple::new(py, [closure])?)?;
+    if defaults.is_some() || kwdefaults.is_some() {
+        _restore_function(py, &func, None, defaults, kwdefaults, None, None, None)?;
+    }
+    Ok(func)
 }
 
 /// `_restore_function(func, globals, defaults, kwdefaults, cells, attrs, func_dict)`, any
@@ -131,16 +176,29 @@ pub fn _restore_function<'py>(
     let given = |v: Option<&Bound<'py, PyAny>>| v.filter(|v| !v.is_none()).cloned();
     if let Some(globals) = given(globals) {
         let globals = expect::<PyDict>(&globals, "_restore_function() globals", "a dict")?;
-        let own = func
-            .getattr(pyo3::intern!(py, "__globals__"))?
-            .cast_into::<PyDict>()?;
-        own.update(globals.as_mapping())?;
+        // SAFETY: `func` is a function; its globals are a borrowed dict it keeps alive.
+        let own = unsafe {
+            Bound::from_borrowed_ptr(py, pyo3::ffi::PyFunction_GetGlobals(func.as_ptr()))
+        };
+        own.cast::<PyDict>()?.update(globals.as_mapping())?;
     }
     if let Some(defaults) = given(defaults) {
-        func.setattr(pyo3::intern!(py, "__defaults__"), defaults)?;
+        expect::<PyTuple>(&defaults, "_restore_function() defaults", "a tuple or None")?;
+        // SAFETY: a function and a tuple; returns -1 with an exception on failure.
+        if unsafe { pyo3::ffi::PyFunction_SetDefaults(func.as_ptr(), defaults.as_ptr()) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
     }
     if let Some(kwdefaults) = given(kwdefaults) {
-        func.setattr(pyo3::intern!(py, "__kwdefaults__"), kwdefaults)?;
+        expect::<PyDict>(
+            &kwdefaults,
+            "_restore_function() kwdefaults",
+            "a dict or None",
+        )?;
+        // SAFETY: a function and a dict; returns -1 with an exception on failure.
+        if unsafe { pyo3::ffi::PyFunction_SetKwDefaults(func.as_ptr(), kwdefaults.as_ptr()) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
     }
     if let Some(cells) = given(cells) {
         let cells = expect::<PyDict>(&cells, "_restore_function() cells", "a dict")?;
@@ -268,7 +326,8 @@ pub fn cell_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// `_make_empty_cell()`: a new cell with no contents.
 #[pyfunction]
 pub fn _make_empty_cell(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    cell_type(py)?.call0()
+    // SAFETY: PyCell_New(NULL) makes an empty cell; a new reference or null with an error.
+    unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyCell_New(std::ptr::null_mut())) }
 }
 
 /// `_make_cell(value)`: a new cell holding `value`.
@@ -729,6 +788,7 @@ pub const WIRE_NAMES: &[&str] = &[
     "_make_singledispatch",
     "_make_cached_property",
     "_restore_function",
+    "_new_function",
 ];
 
 /// `_reconstruct`'s op numbers: the position of each reconstructor in [`WIRE_NAMES`]. Pickles
@@ -740,7 +800,9 @@ pub mod op {
     pub const MAKE_FUNCTION: u8 = 1;
     pub const MAKE_EMPTY_CELL: u8 = 3;
     pub const CELL_SET: u8 = 5;
+    pub const SUBIMPORT: u8 = 6;
     pub const RESTORE_FUNCTION: u8 = 21;
+    pub const NEW_FUNCTION: u8 = 22;
 }
 
 /// The name of the one reconstructor pickles refer to by name (protocol 2+).
@@ -787,6 +849,21 @@ pub fn _reconstruct<'py>(
         Ok(op::MAKE_FUNCTION) if args.len() >= 2 => {
             _make_function(py, &args.get_item(0)?, &args.get_item(1)?, &rest(2))
         }
+        Ok(op::MAKE_EMPTY_CELL) if args.is_empty() => _make_empty_cell(py),
+        Ok(op::CELL_SET) if args.len() == 2 => {
+            _cell_set(py, &args.get_item(0)?, &args.get_item(1)?)?;
+            Ok(py.None().into_bound(py))
+        }
+        Ok(op::SUBIMPORT) if args.len() == 1 => _subimport(py, &args.get_item(0)?),
+        Ok(op::NEW_FUNCTION) if (3..=6).contains(&args.len()) => _new_function(
+            py,
+            &args.get_item(0)?,
+            &args.get_item(1)?,
+            &args.get_item(2)?,
+            arg(3).as_ref(),
+            arg(4).as_ref(),
+            arg(5).as_ref(),
+        ),
         Ok(op::RESTORE_FUNCTION) if (1..=7).contains(&args.len()) => {
             _restore_function(
                 py,
@@ -881,9 +958,11 @@ mod tests {
             "_make_empty_cell"
         );
         assert_eq!(WIRE_NAMES[usize::from(op::CELL_SET)], "_cell_set");
+        assert_eq!(WIRE_NAMES[usize::from(op::SUBIMPORT)], "_subimport");
         assert_eq!(
             WIRE_NAMES[usize::from(op::RESTORE_FUNCTION)],
             "_restore_function"
         );
+        assert_eq!(WIRE_NAMES[usize::from(op::NEW_FUNCTION)], "_new_function");
     }
 }

@@ -409,3 +409,9 @@ def reconstructors(data: bytes) -> collections.Counter:
         after_mark = top_is_reconstruct and name == "MARK"
         top_is_reconstruct = pushed_reconstruct
     return calls
+
+
+def by_value_functions(data: bytes) -> int:
+    """How many functions ``data`` rebuilds by value (without loading it)."""
+    calls = reconstructors(data)
+    return calls["_new_function"] + calls["_make_function"]

@@ -768,7 +768,8 @@ class C:
     def f(self, *, flag=True):
         return flag
 """,
-    # Python 3.13+ only: see STATIC_ATTRIBUTES_REASON.
+    # Python 3.13+: __static_attributes__ holds the same interned name as the method's co_names
+    # (closed: names are written by their text).
     "static_attributes": """
 class C:
     def __init__(self):
@@ -792,16 +793,9 @@ CHAINED_GAP_REASON = (
     "functions' attribute and global names and class-dict keys by their text, but the keys of a "
     "slot-state dict (dataclass fields) by identity. cloudpickle 3.1.2 gives different bytes too."
 )
-# Gaps that writing names by their text closed (cloudpickle 3.1.2 still has them).
-CHAINED_GAPS_CLOSED = {"value_equal_to_a_name", "keyword_only_default"}
-STATIC_ATTRIBUTES_REASON = (
-    "Python 3.13+: a method assigning self.name gives the class a __static_attributes__ tuple "
-    "holding the same interned 'name' as the method's co_names. In the worker, building the code "
-    "interns co_names to the interpreter's existing 'name' while __static_attributes__ keeps the "
-    "payload's string, so the re-pickled class differs. Any attribute name the worker has "
-    "already interned (common words, or one from another class loaded before) triggers it; "
-    "cloudpickle 3.1.2 gives different bytes too."
-)
+# Gaps that writing names by their text closed (cloudpickle 3.1.2 still has them). On 3.13,
+# __static_attributes__ kept the payload's string while co_names was interned again.
+CHAINED_GAPS_CLOSED = {"value_equal_to_a_name", "keyword_only_default", "static_attributes"}
 
 
 @pytest.mark.parametrize(
@@ -809,17 +803,9 @@ STATIC_ATTRIBUTES_REASON = (
     [
         pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=CHAINED_GAP_REASON))
         for case in CHAINED_GAPS
-        if case != "static_attributes" and case not in CHAINED_GAPS_CLOSED
+        if case not in CHAINED_GAPS_CLOSED
     ]
-    + sorted(CHAINED_GAPS_CLOSED)
-    + [
-        pytest.param(
-            "static_attributes",
-            marks=pytest.mark.xfail(
-                sys.version_info >= (3, 13), strict=True, reason=STATIC_ATTRIBUTES_REASON
-            ),
-        )
-    ],
+    + sorted(CHAINED_GAPS_CLOSED),
 )
 def test_chained_pickling_with_shared_strings(run_in_subprocess, case):
     cls = make_namespace(CHAINED_GAPS[case])["C"]

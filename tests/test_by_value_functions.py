@@ -22,14 +22,14 @@ import cloudpickle
 import pytest
 import skypickle
 from byvalue_helpers import child_output, compare_in_child, make_namespace, run_child
-from helpers import reconstructors
+from helpers import by_value_functions, reconstructors
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 PYTHON_TAG = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def is_by_value(payload):
-    return reconstructors(payload)["_make_function"] > 0
+    return by_value_functions(payload) > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1208,6 +1208,59 @@ def test_forged_reconstructor_calls_raise_type_errors():
     assert cell.cell_contents == 5
     func = core._make_function(code, {}, None, None, None)
     assert func() == 1
+
+
+def test_forged_reconstruct_calls_raise():
+    """``_reconstruct(op, *args)`` and the reconstructors it reaches check what they are given:
+    a forged pickle gets a TypeError or ValueError, never a function that crashes when called."""
+    core = skypickle._skypickle
+    names = core._WIRE_NAMES
+    op = {name: i for i, name in enumerate(names)}
+    closure_code = make_adder(1).__code__  # needs one cell
+    plain_code = (lambda: 1).__code__
+    bad_calls = [
+        ("not an int",),
+        (-1,),
+        (len(names),),
+        (10**30,),
+        (op["_make_function"],),
+        (op["_make_function"], closure_code, {}, None),  # code needs a closure
+        (op["_make_function"], closure_code, {}, ()),  # closure of the wrong length
+        (op["_make_function"], closure_code, {}, (1,)),  # not a cell
+        (op["_make_function"], plain_code, {}, None, None),  # 4 arguments
+        (op["_make_function"], "code", {}, None),
+        (op["_make_code"],),
+        (op["_make_code"], PYTHON_TAG, 1, 2),
+        (op["_restore_function"],),
+        (op["_restore_function"], len),
+    ]
+    for args in bad_calls:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            core._reconstruct(*args)
+    func = core._reconstruct(op["_make_function"], plain_code, {}, None)
+    assert func() == 1
+    restore = op["_restore_function"]
+    for bad in (
+        (func, "globals"),
+        (func, None, "defaults"),
+        (func, None, None, "kwdefaults"),
+        (func, None, None, None, {0: 1}),  # no closure to fill
+        (func, None, None, None, "cells"),
+        (func, None, None, None, None, {1: "name must be a str"}),
+        (func, None, None, None, None, None, "dict"),
+        (func, None, None, None, None, None, None, "one too many"),
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            core._reconstruct(restore, *bad)
+    adder = core._reconstruct(
+        op["_make_function"], closure_code, {}, (core._reconstruct(op["_make_empty_cell"]),)
+    )
+    with pytest.raises(ValueError):
+        core._reconstruct(restore, adder, None, None, None, {5: 1})
+    core._reconstruct(restore, adder, None, None, None, {0: 10})
+    assert adder(1) == 11
+    core._reconstruct(restore, func, {"G": 1}, None, None, None, {"__name__": "renamed"})
+    assert func.__name__ == "renamed" and func.__globals__["G"] == 1
 
 
 def test_math_module_is_importable_reference():

@@ -26,13 +26,13 @@ import cloudpickle
 import pytest
 import skypickle
 from byvalue_helpers import make_namespace, run_child
-from helpers import reconstructors
+from helpers import by_value_functions, reconstructors
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 
 
 def is_by_value(payload):
-    return reconstructors(payload)["_make_function"] > 0
+    return by_value_functions(payload) > 0
 
 
 # --------------------------------------------------------------------------------------------

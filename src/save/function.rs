@@ -9,15 +9,19 @@
 //! A function is written as
 //!
 //! ```text
-//! _reconstruct(MAKE_FUNCTION, code, base_globals, closure)    memoised as the function
+//! _reconstruct(NEW_FUNCTION, code, base_globals, closure, globals, defaults, kwdefaults)
+//!                                                             memoised as the function
 //! <each submodule to import> POP
 //! _reconstruct(RESTORE_FUNCTION, func, globals, defaults, kwdefaults, cells, attrs, dict) POP
 //! ```
 //!
-//! where the second call is left out when there is nothing to restore, and its trailing None
-//! arguments are left out. The closure's cells are created empty (and memoised) inside the
-//! first call and filled by the second, after the function is memoised: a cell that refers
-//! back to the function (recursion through a closure) is then a memo hit.
+//! Trailing None arguments are left out, and the second call too when there is nothing to
+//! restore. A global or default goes to the first call when it cannot lead back to the
+//! function (an atom, or an object already memoised: the loader has built it by then), else to
+//! the second. The closure's cells are created empty (and memoised) inside the first call and
+//! filled by the second, after the function is memoised: a cell that refers back to the
+//! function (recursion through a closure) is then a memo hit. A lambda over module constants
+//! is one call.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -246,6 +250,39 @@ impl<'py> Dumper<'py> {
         Ok(())
     }
 
+    /// Whether the loader will have built `obj` by the time it reaches this point: an atom
+    /// (None, bool, int, float, str, bytes) or an object already in the memo.
+    fn is_built(&self, obj: &Bound<'py, PyAny>) -> bool {
+        let tp = obj.get_type_ptr() as usize;
+        let types = &self.lk.types;
+        obj.is_none()
+            || tp == types.bool
+            || tp == types.int
+            || tp == types.float
+            || tp == types.str
+            || tp == types.bytes
+            || self.memo.contains(obj)
+    }
+
+    /// The globals a function uses, as a dict nothing else refers to (None when empty).
+    fn save_globals_dict(
+        &mut self,
+        globals: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
+    ) -> SaveResult {
+        if globals.is_empty() {
+            return self.write(&[NONE]);
+        }
+        self.save_transient_dict(
+            globals,
+            |this, name| this.save_name(name.as_any()),
+            |this, name, value| {
+                this.save(value)
+                    .at(|| PathSegment::Value(name.clone().into_any().unbind()))
+                    .at(|| PathSegment::Attr("__globals__"))
+            },
+        )
+    }
+
     /// `value`, or None.
     fn save_optional(&mut self, value: Option<&Bound<'py, PyAny>>) -> SaveResult {
         match value {
@@ -262,14 +299,47 @@ impl<'py> Dumper<'py> {
         let info = code_info(&code)?;
         let parts = FunctionParts::of(func, &self.globals_ref, &info)?;
 
+        let FunctionParts {
+            code,
+            base_globals,
+            closure,
+            globals,
+            submodules,
+            defaults,
+            kwdefaults,
+            attrs,
+            func_dict,
+        } = parts;
+        // Globals and defaults that cannot lead back to the function (atoms, and objects the
+        // memo already has, so the loader has them before the function exists) go to the
+        // constructor; the others are restored once the function is memoised.
+        let (early_globals, globals): (Vec<_>, Vec<_>) = globals
+            .into_iter()
+            .partition(|(_, value)| self.is_built(value));
+        let early_defaults = defaults
+            .as_ref()
+            .filter(|d| {
+                d.cast::<PyTuple>()
+                    .is_ok_and(|t| t.iter().all(|v| self.is_built(&v)))
+            })
+            .cloned();
+        let defaults = defaults.filter(|_| early_defaults.is_none());
+        let early_kwdefaults = kwdefaults
+            .as_ref()
+            .filter(|d| {
+                d.cast::<pyo3::types::PyDict>()
+                    .is_ok_and(|d| d.iter().all(|(_, v)| self.is_built(&v)))
+            })
+            .cloned();
+        let kwdefaults = kwdefaults.filter(|_| early_kwdefaults.is_none());
+
         // 1. The function itself, with empty cells.
-        self.begin_wire_call(op::MAKE_FUNCTION)?;
-        self.save(&parts.code)
-            .at(|| PathSegment::Attr("__code__"))?;
-        self.save(parts.base_globals.as_any())
+        self.begin_wire_call(op::NEW_FUNCTION)?;
+        self.save(&code).at(|| PathSegment::Attr("__code__"))?;
+        self.save(base_globals.as_any())
             .at(|| PathSegment::Attr("__globals__"))?;
         let mut fills: Vec<(usize, Bound<'py, PyAny>)> = Vec::new();
-        match &parts.closure {
+        match &closure {
             None => self.write(&[NONE])?,
             Some(cells) => {
                 self.write(&[MARK])?;
@@ -287,9 +357,26 @@ impl<'py> Dumper<'py> {
                 self.write(&[TUPLE])?;
             }
         }
+        let early_last = [
+            !early_globals.is_empty(),
+            early_defaults.is_some(),
+            early_kwdefaults.is_some(),
+        ]
+        .iter()
+        .rposition(|p| *p);
+        if let Some(last) = early_last {
+            self.save_globals_dict(early_globals)?;
+            if last >= 1 {
+                self.save_optional(early_defaults.as_ref())
+                    .at(|| PathSegment::Attr("__defaults__"))?;
+            }
+            if last >= 2 {
+                self.save_optional(early_kwdefaults.as_ref())
+                    .at(|| PathSegment::Attr("__kwdefaults__"))?;
+            }
+        }
         self.end_wire_call()?;
-        // The function may have been memoised while its parts were saved (a default or a
-        // global that refers back to it): keep that one.
+        // The function may have been memoised while its parts were saved: keep that one.
         if let Some(idx) = self.memo.get(func) {
             self.write(&[POP])?;
             return self.memo_get(idx);
@@ -297,20 +384,12 @@ impl<'py> Dumper<'py> {
         self.memo_put(func)?;
 
         // 2. Submodules its code reaches: loading them imports them.
-        for module in &parts.submodules {
+        for module in &submodules {
             self.save(module)?;
             self.write(&[POP])?;
         }
 
         // 3. Everything else, after the function is memoised (any of it may refer back).
-        let FunctionParts {
-            globals,
-            defaults,
-            kwdefaults,
-            attrs,
-            func_dict,
-            ..
-        } = parts;
         let present = [
             !globals.is_empty(),
             defaults.is_some(),
@@ -325,19 +404,7 @@ impl<'py> Dumper<'py> {
         };
         self.begin_wire_call(op::RESTORE_FUNCTION)?;
         self.save(func)?;
-        if globals.is_empty() {
-            self.write(&[NONE])?;
-        } else {
-            self.save_transient_dict(
-                globals,
-                |this, name| this.save_name(name.as_any()),
-                |this, name, value| {
-                    this.save(value)
-                        .at(|| PathSegment::Value(name.clone().into_any().unbind()))
-                        .at(|| PathSegment::Attr("__globals__"))
-                },
-            )?;
-        }
+        self.save_globals_dict(globals)?;
         if last >= 1 {
             self.save_optional(defaults.as_ref())
                 .at(|| PathSegment::Attr("__defaults__"))?;
