@@ -801,6 +801,7 @@ pub mod op {
     pub const MAKE_EMPTY_CELL: u8 = 3;
     pub const CELL_SET: u8 = 5;
     pub const SUBIMPORT: u8 = 6;
+    pub const CLASS_SETSTATE: u8 = 11;
     pub const RESTORE_FUNCTION: u8 = 21;
     pub const NEW_FUNCTION: u8 = 22;
 }
@@ -959,6 +960,10 @@ mod tests {
         );
         assert_eq!(WIRE_NAMES[usize::from(op::CELL_SET)], "_cell_set");
         assert_eq!(WIRE_NAMES[usize::from(op::SUBIMPORT)], "_subimport");
+        assert_eq!(
+            WIRE_NAMES[usize::from(op::CLASS_SETSTATE)],
+            "_class_setstate"
+        );
         assert_eq!(
             WIRE_NAMES[usize::from(op::RESTORE_FUNCTION)],
             "_restore_function"

@@ -58,7 +58,7 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
 
 /// The namespace of a class: its own dict for a class made by a class statement (read
 /// directly, no mappingproxy), else `__dict__`.
-fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
     if let Ok(t) = cls.cast::<pyo3::types::PyType>() {
         // SAFETY: reading a field of a live type object (3.12+: through PyType_GetDict, which
@@ -83,8 +83,13 @@ fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 
 /// cloudpickle's `_extract_class_dict`: the class's own namespace in sorted key order,
 /// without what it inherits unchanged from its direct bases (an entry the first base that
-/// defines the name holds by the very same object).
-pub fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+/// defines the name holds by the very same object). With `fresh_keys`, the keys are new str
+/// objects (for a reduce value: the memo must not see which the sender had interned); the
+/// save path writes names by their text and needs no copies.
+pub fn extract_class_dict<'py>(
+    cls: &Bound<'py, PyAny>,
+    fresh_keys: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let py = cls.py();
     let own = namespace_of(cls)?;
     let keys = PyList::new(py, own.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
@@ -111,7 +116,11 @@ pub fn extract_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
                 break;
             }
         }
-        clsdict.set_item(fresh_key(&key)?, value)?;
+        if fresh_keys {
+            clsdict.set_item(fresh_key(&key)?, value)?;
+        } else {
+            clsdict.set_item(key, value)?;
+        }
     }
     Ok(clsdict)
 }
@@ -126,9 +135,13 @@ fn pop<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, 
 
 /// cloudpickle's `_class_getstate`: `(class_dict, {})`, with the pieces the skeleton
 /// recreates by itself removed.
-fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bound<'py, PyTuple>> {
+fn class_getstate<'py>(
+    cls: &Bound<'py, PyAny>,
+    has_slots: bool,
+    fresh_keys: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
-    let clsdict = extract_class_dict(cls)?;
+    let clsdict = extract_class_dict(cls, fresh_keys)?;
     pop(&clsdict, "__weakref__")?;
     let abc_meta = ABC_META.import(py, "abc", "ABCMeta")?;
     if cls.get_type().is_subclass(abc_meta)? {
@@ -169,12 +182,15 @@ fn class_getstate<'py>(cls: &Bound<'py, PyAny>, has_slots: bool) -> PyResult<Bou
     PyTuple::new(py, [clsdict.into_any(), PyDict::new(py).into_any()])
 }
 
-/// The reduce value of a class pickled by value.
-pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+/// The reduce value of a class pickled by value (`fresh_keys`: see [`extract_class_dict`]).
+pub fn dynamic_class_reduce<'py>(
+    cls: &Bound<'py, PyAny>,
+    fresh_keys: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
     let enum_type = ENUM.import(py, "enum", "Enum")?;
     if cls.cast::<pyo3::types::PyType>()?.is_subclass(enum_type)? {
-        return enum_reduce(cls);
+        return enum_reduce(cls, fresh_keys);
     }
     let w = wire(py)?;
     let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
@@ -218,7 +234,7 @@ pub fn dynamic_class_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py,
             py.None().into_bound(py),
         ],
     )?;
-    let state = class_getstate(cls, slots.is_some())?;
+    let state = class_getstate(cls, slots.is_some(), fresh_keys)?;
     super::reduce_with_state_setter(
         &w.make_skeleton_class,
         args.into_any(),
@@ -268,7 +284,7 @@ fn enum_constructor_extra<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
 
 /// Enums: the skeleton is built with its members (by name and value); the rest of the
 /// namespace follows as state.
-fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+fn enum_reduce<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<Bound<'py, PyTuple>> {
     let py = cls.py();
     let w = wire(py)?;
     // Every member name, aliases included (`__members__`, in definition order): the skeleton
@@ -294,7 +310,7 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
             extra,
         ],
     )?;
-    let state = class_getstate(cls, false)?;
+    let state = class_getstate(cls, false, fresh_keys)?;
     let clsdict = state.get_item(0)?.cast_into::<PyDict>()?;
     // What the enum machinery builds by itself from the members.
     for key in [
@@ -323,5 +339,5 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
 #[pyfunction]
 #[pyo3(name = "_extract_class_dict")]
 pub fn extract_class_dict_py<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-    extract_class_dict(cls)
+    extract_class_dict(cls, true)
 }

@@ -118,7 +118,7 @@ pub fn reducer_override<'py>(
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     if obj.is_instance_of::<PyType>() {
-        return class_reduce(obj);
+        return class_reduce(obj, true);
     }
     if obj.is_exact_instance_of::<PyFunction>() {
         return match function_decision(obj)? {
@@ -175,7 +175,13 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
 }
 
 /// Classes: the `types` module's classes by name; classes the loader cannot import, by value.
-fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+///
+/// `fresh_keys` copies the class-dict keys (see [`class::extract_class_dict`]): the save path,
+/// which writes names by their text, passes false.
+pub fn class_reduce<'py>(
+    obj: &Bound<'py, PyAny>,
+    fresh_keys: bool,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = obj.py();
     if let Some(name) = builtin_type_names(py)?.get_item(obj)? {
         let name = name.cast_into::<PyString>()?;
@@ -197,5 +203,5 @@ fn class_reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTu
     if !is_python_class(obj.cast::<PyType>()?)? || lookup::should_pickle_by_reference(obj)? {
         return Ok(None);
     }
-    class::dynamic_class_reduce(obj).map(Some)
+    class::dynamic_class_reduce(obj, fresh_keys).map(Some)
 }

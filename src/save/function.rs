@@ -89,7 +89,7 @@ impl<'py> Dumper<'py> {
 
     /// A str written by its text: equal strings share one memo entry within a dump, whatever
     /// their identity, so whether the sender had them interned cannot show in the bytes.
-    fn save_name(&mut self, text: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_name(&mut self, text: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
         if !self.bin || !text.is_exact_instance_of::<PyString>() {
             return match text.cast::<PyString>() {
@@ -221,7 +221,7 @@ impl<'py> Dumper<'py> {
 
     /// A dict that nothing else refers to, from its items: EMPTY_DICT, then SETITEMS (or
     /// SETITEM per item in protocol 0), not memoised.
-    fn save_transient_dict<K, V>(
+    pub(super) fn save_transient_dict<K, V>(
         &mut self,
         items: impl IntoIterator<Item = (K, V)>,
         mut save_key: impl FnMut(&mut Self, &K) -> SaveResult,

@@ -27,18 +27,26 @@ use crate::errors::{AtPath, PathSegment, SaveResult};
 use crate::writer::opcodes::*;
 
 /// Class-level names whose presence rules the fast path out.
-const HOOK_NAMES: &[&str] = &[
-    "__reduce_ex__",
-    "__reduce__",
-    "__getstate__",
-    "__getnewargs__",
-    "__getnewargs_ex__",
-    "__slots__",
-    "__class__",
-];
+fn hook_names(py: Python<'_>) -> [&Bound<'_, pyo3::types::PyString>; 7] {
+    [
+        pyo3::intern!(py, "__reduce_ex__"),
+        pyo3::intern!(py, "__reduce__"),
+        pyo3::intern!(py, "__getstate__"),
+        pyo3::intern!(py, "__getnewargs__"),
+        pyo3::intern!(py, "__getnewargs_ex__"),
+        pyo3::intern!(py, "__slots__"),
+        pyo3::intern!(py, "__class__"),
+    ]
+}
 
 /// Instance-level names that would shadow object's reduce machinery.
-const SHADOW_NAMES: &[&str] = &["__reduce_ex__", "__reduce__", "__getstate__"];
+fn shadow_names(py: Python<'_>) -> [&Bound<'_, pyo3::types::PyString>; 3] {
+    [
+        pyo3::intern!(py, "__reduce_ex__"),
+        pyo3::intern!(py, "__reduce__"),
+        pyo3::intern!(py, "__getstate__"),
+    ]
+}
 
 /// How many classes a dump remembers verdicts for (beyond that: the general path).
 const CACHE_LIMIT: usize = 64;
@@ -99,9 +107,10 @@ fn statically_plain(tp: &Bound<'_, PyType>) -> PyResult<bool> {
         if !heap {
             return Ok(false);
         }
-        let namespace = base.getattr(pyo3::intern!(py, "__dict__"))?;
-        for name in HOOK_NAMES {
-            if namespace.contains(*name)? {
+        let namespace = crate::by_value::class::namespace_of(base.as_any())?;
+        let namespace = namespace.cast::<PyDict>()?;
+        for name in hook_names(py) {
+            if namespace.get_item(name)?.is_some() {
                 return Ok(false);
             }
         }
@@ -124,8 +133,8 @@ impl<'py> Dumper<'py> {
         let Ok(dict) = dict.cast_into_exact::<PyDict>() else {
             return Ok(None);
         };
-        for name in SHADOW_NAMES {
-            if dict.contains(*name)? {
+        for name in shadow_names(py) {
+            if dict.get_item(name)?.is_some() {
                 return Ok(None);
             }
         }

@@ -12,6 +12,7 @@
 
 mod atoms;
 mod buffers;
+mod class;
 mod containers;
 mod function;
 mod global;
@@ -311,10 +312,9 @@ impl<'py> Dumper<'py> {
                 }
             };
         } else if tp == types.type_ || obj.is_instance_of::<pyo3::types::PyType>() {
-            // cloudpickle's reducer_override, natively: functions and classes that must travel
-            // by value.
-            if let Some(rv) = crate::by_value::reducer_override(obj, &self.globals_ref)? {
-                return self.save_reduce(&rv, Some(obj));
+            // cloudpickle's reducer_override, natively: classes that must travel by value.
+            if let Some(rv) = crate::by_value::class_reduce(obj, false)? {
+                return self.save_class_by_value(obj, &rv);
             }
         }
         if tp == types.type_ {

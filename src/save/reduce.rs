@@ -168,7 +168,7 @@ impl<'py> Dumper<'py> {
 
     /// The `_reconstruct` op of `callable` when it is one of skypickle's reconstructors (and
     /// no copyreg extension code could stand for it instead).
-    fn wire_op(&self, callable: &Bound<'py, PyAny>) -> Option<u8> {
+    pub(super) fn wire_op(&self, callable: &Bound<'py, PyAny>) -> Option<u8> {
         if callable.get_type_ptr() as usize != self.lk.types.builtin_function
             || !self.lk.extension_registry.bind(self.py).is_empty()
         {
