@@ -46,8 +46,7 @@ mod _skypickle {
         _function_setstate, _get_dataclass_field_type_sentinel, _make_cached_property, _make_cell,
         _make_code, _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell,
         _make_function, _make_lru_cache, _make_singledispatch, _make_skeleton_class,
-        _make_skeleton_enum, _make_typevar, _new_function, _reconstruct, _restore_function,
-        _subimport,
+        _make_skeleton_enum, _make_typevar, _new_function, _restore_function, _subimport,
     };
 
     use pyo3::prelude::*;
@@ -65,6 +64,7 @@ mod _skypickle {
         // maps onto this module keep loading.
         m.add("subimport", m.getattr("_subimport")?)?;
         m.add("dynamic_subimport", m.getattr("_dynamic_subimport")?)?;
+        crate::rebuild::add_reconstruct(m)?;
         // `_reconstruct`'s op table, for tools that read pickles without loading them.
         m.add(
             "_WIRE_NAMES",

@@ -821,54 +821,56 @@ fn wire_functions(py: Python<'_>) -> PyResult<&Vec<Py<PyAny>>> {
     })
 }
 
-/// `_reconstruct(op, *args)`: `WIRE_NAMES[op](*args)`. The hot ones (code objects and
-/// functions) are called directly, the others through their Python-visible function.
-#[pyfunction]
-#[pyo3(signature = (op, *args))]
-pub fn _reconstruct<'py>(
-    py: Python<'py>,
-    op: &Bound<'py, PyAny>,
-    args: &Bound<'py, PyTuple>,
-) -> PyResult<Bound<'py, PyAny>> {
+/// `_reconstruct(op, *args)`: `WIRE_NAMES[op](*args)`, given the whole argument tuple
+/// `(op, *args)`. The hot ones (code objects, functions, cells, module imports) are called
+/// directly, the others through their Python-visible function.
+fn reconstruct<'py>(py: Python<'py>, call: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let Ok(op) = call.get_item(0) else {
+        return Err(PyTypeError::new_err(
+            "_reconstruct() needs an op (the reconstructor's number)",
+        ));
+    };
     let index: usize = op.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "_reconstruct() op must be a non-negative int, not {}",
-            type_name(op)
+            type_name(&op)
         ))
     })?;
-    // Absent trailing arguments are None (checked before indexing: an IndexError is costly).
+    let n = call.len() - 1;
+    // Argument i (after the op); absent trailing arguments are None (checked before indexing:
+    // an IndexError is costly).
     let arg = |i: usize| {
-        if i < args.len() {
-            args.get_item(i).ok()
+        if i < n {
+            call.get_item(i + 1).ok()
         } else {
             None
         }
     };
-    let rest = |from: usize| args.get_slice(from.min(args.len()), args.len());
+    let at = |i: usize| call.get_item(i + 1);
+    let rest = |from: usize| call.get_slice((from + 1).min(call.len()), call.len());
+    let args = || rest(0);
     match u8::try_from(index) {
-        Ok(op::MAKE_CODE) if !args.is_empty() => _make_code(py, &args.get_item(0)?, &rest(1)),
-        Ok(op::MAKE_FUNCTION) if args.len() >= 2 => {
-            _make_function(py, &args.get_item(0)?, &args.get_item(1)?, &rest(2))
-        }
-        Ok(op::MAKE_EMPTY_CELL) if args.is_empty() => _make_empty_cell(py),
-        Ok(op::CELL_SET) if args.len() == 2 => {
-            _cell_set(py, &args.get_item(0)?, &args.get_item(1)?)?;
+        Ok(op::MAKE_CODE) if n >= 1 => _make_code(py, &at(0)?, &rest(1)),
+        Ok(op::MAKE_FUNCTION) if n >= 2 => _make_function(py, &at(0)?, &at(1)?, &rest(2)),
+        Ok(op::MAKE_EMPTY_CELL) if n == 0 => _make_empty_cell(py),
+        Ok(op::CELL_SET) if n == 2 => {
+            _cell_set(py, &at(0)?, &at(1)?)?;
             Ok(py.None().into_bound(py))
         }
-        Ok(op::SUBIMPORT) if args.len() == 1 => _subimport(py, &args.get_item(0)?),
-        Ok(op::NEW_FUNCTION) if (3..=6).contains(&args.len()) => _new_function(
+        Ok(op::SUBIMPORT) if n == 1 => _subimport(py, &at(0)?),
+        Ok(op::NEW_FUNCTION) if (3..=6).contains(&n) => _new_function(
             py,
-            &args.get_item(0)?,
-            &args.get_item(1)?,
-            &args.get_item(2)?,
+            &at(0)?,
+            &at(1)?,
+            &at(2)?,
             arg(3).as_ref(),
             arg(4).as_ref(),
             arg(5).as_ref(),
         ),
-        Ok(op::RESTORE_FUNCTION) if (1..=7).contains(&args.len()) => {
+        Ok(op::RESTORE_FUNCTION) if (1..=7).contains(&n) => {
             _restore_function(
                 py,
-                &args.get_item(0)?,
+                &at(0)?,
                 arg(1).as_ref(),
                 arg(2).as_ref(),
                 arg(3).as_ref(),
@@ -879,7 +881,7 @@ pub fn _reconstruct<'py>(
             Ok(py.None().into_bound(py))
         }
         _ => match wire_functions(py)?.get(index) {
-            Some(function) => function.bind(py).call1(args),
+            Some(function) => function.bind(py).call1(args()),
             None => Err(PyValueError::new_err(format!(
                 "_reconstruct() got an unknown op {index} (this skypickle knows 0 to {}; the \
                  pickle may come from a newer skypickle)",
@@ -944,6 +946,65 @@ pub fn wire(py: Python<'_>) -> PyResult<&'static Wire> {
             make_cached_property: get("_make_cached_property")?,
         })
     })
+}
+
+/// The C entry point of `_reconstruct`, a METH_VARARGS builtin: REDUCE calls it with the
+/// argument tuple it has just built, which is used as it is (a `#[pyfunction]` taking `*args`
+/// would copy it into a second tuple on every call).
+unsafe extern "C" fn reconstruct_entry(
+    _module: *mut pyo3::ffi::PyObject,
+    args: *mut pyo3::ffi::PyObject,
+) -> *mut pyo3::ffi::PyObject {
+    let outcome = std::panic::catch_unwind(|| {
+        // SAFETY: CPython calls a builtin with the thread attached, and a METH_VARARGS
+        // function with a tuple (borrowed for the duration of the call).
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: as above.
+        let args = unsafe { Bound::from_borrowed_ptr(py, args) };
+        let result = args
+            .cast::<PyTuple>()
+            .map_err(PyErr::from)
+            .and_then(|call| reconstruct(py, call));
+        match result {
+            Ok(value) => value.into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    });
+    outcome.unwrap_or_else(|_| {
+        // SAFETY: as above; a panic must not unwind into CPython.
+        let py = unsafe { Python::assume_attached() };
+        pyo3::exceptions::PySystemError::new_err("skypickle: internal error in _reconstruct")
+            .restore(py);
+        std::ptr::null_mut()
+    })
+}
+
+/// Add `_reconstruct` to the module.
+pub fn add_reconstruct(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    // One definition per module initialisation, alive for the rest of the process (CPython
+    // keeps a pointer to it in the function object).
+    let def: &'static mut pyo3::ffi::PyMethodDef = Box::leak(Box::new(pyo3::ffi::PyMethodDef {
+        ml_name: c"_reconstruct".as_ptr(),
+        ml_meth: pyo3::ffi::PyMethodDefPointer {
+            PyCFunction: reconstruct_entry,
+        },
+        ml_flags: pyo3::ffi::METH_VARARGS,
+        ml_doc: c"_reconstruct(op, *args): call skypickle's reconstructor number op (see _WIRE_NAMES) with args.".as_ptr(),
+    }));
+    let module_name = module.name()?;
+    // SAFETY: `def` lives forever; PyCFunction_NewEx returns a new reference or null with an
+    // exception.
+    let function = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), module_name.as_ptr()),
+        )?
+    };
+    module.add(RECONSTRUCT_NAME, function)
 }
 
 #[cfg(test)]
