@@ -31,7 +31,7 @@ rust-test:
 
 # The address-space cap turns a runaway test into a MemoryError instead of a starved machine.
 py-test: build
-	ulimit -v 8000000 && $(PY) -m pytest tests -q -p no:cacheprovider
+	ulimit -S -v 8000000 && $(PY) -m pytest tests -q -p no:cacheprovider
 
 # The other CPythons (3.9-3.13) the machine has, each in its own .venv-3.X.
 test-matrix:

@@ -36,7 +36,7 @@ for minor in 9 10 11 12 13; do
     fi
     CARGO_TARGET_DIR="target/py$version" VIRTUAL_ENV="$PWD/$venv" \
         "$venv/bin/maturin" develop --release --quiet
-    if ! (ulimit -v 8000000 && HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-fast}" \
+    if ! (ulimit -S -v 8000000 && HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-fast}" \
         "$venv/bin/python" -m pytest tests -q -p no:cacheprovider); then
         failed+=("$version")
     fi

@@ -244,3 +244,69 @@ def test_ship_loads_as_the_object_itself():
     assert "payload" in repr(shipped)
     back = pickle.loads(pickle.dumps(shipped))
     assert back is not shipped and back(2) == 8
+
+
+# --------------------------------------------------------------------------------------------
+# Ray
+# --------------------------------------------------------------------------------------------
+
+RAY_BODY = """
+if __name__ == "__main__":
+    import ray
+
+    import skypickle.integrations.ray as skyray
+
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=skyray.install()
+    )
+    try:
+        scale = ray.remote(make_scaler(3))
+        scaled = ray.get([scale.remote(i) for i in range(4)])
+        move = ray.remote(lambda p: p.moved(1))
+        points = ray.get([move.remote(Point(i)) for i in range(3)])
+        # An ObjectRef inside an argument: Ray's own reducer, registered in skypickle's dispatch.
+        ref = ray.put(Point(7))
+        deref = ray.remote(lambda refs: ray.get(refs[0]).x)
+        nested = ray.get(deref.remote([ref]))
+        where = ray.remote(lambda: sys.modules["ray.cloudpickle"].dumps.__module__)
+        worker_dumps = ray.get(where.remote())
+    finally:
+        ray.shutdown()
+    report(
+        scaled=scaled,
+        moved=[p.x for p in points],
+        isinstance=all(isinstance(p, Point) for p in points),
+        nested=nested,
+        worker_dumps=worker_dumps,
+    )
+"""
+
+
+def _lift_address_space_limit():
+    """Ray maps a large object store: undo the test run's soft address-space cap for it."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def test_ray(tmp_path):
+    pytest.importorskip("ray")
+    script = tmp_path / "job.py"
+    script.write_text(COMMON + "\n" + textwrap.dedent(RAY_BODY))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=_lift_address_space_limit,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    got = json.loads(lines[-1][len("RESULT ") :])
+    assert {k: got[k] for k in EXPECTED} == EXPECTED
+    assert got["nested"] == 7
+    assert got["worker_dumps"] == "skypickle._skypickle"
