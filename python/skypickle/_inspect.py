@@ -488,18 +488,27 @@ def analyse(data: bytes) -> dict:
             if entry is None:
                 continue
             state = args[1] if len(args) > 1 else None
-            if name == "_restore_function" and isinstance(state, SymDict):
-                entry["globals"] += _globals_of(state, wire)
+            attrs = None
+            if name == "_restore_function":
+                if isinstance(state, SymDict):
+                    entry["globals"] += _globals_of(state, wire)
+                attrs = args[5] if len(args) > 5 else None
             elif name == "_function_setstate" and isinstance(state, tuple) and state:
                 if len(state) == 6 and isinstance(state[0], SymDict):
                     entry["globals"] += _globals_of(state[0], wire)
+                    attrs = state[4]
                 elif len(state) == 2 and isinstance(state[1], SymDict):
                     slot = state[1].get("__globals__")
                     if isinstance(slot, SymDict):
                         entry["globals"] += _globals_of(slot, wire)
-                    qualname = state[1].get("__qualname__")
-                    if isinstance(qualname, str):
-                        entry["qualname"] = qualname
+                    attrs = state[1]
+            if isinstance(attrs, SymDict):
+                # Set when they differ from what the code object gives (always, for a method's
+                # __qualname__ before CPython 3.11, whose code objects have no co_qualname).
+                for key in ("name", "qualname"):
+                    value = attrs.get(f"__{key}__")
+                    if isinstance(value, str):
+                        entry[key] = value
         elif name in ("_make_skeleton_class", "_make_skeleton_enum") and len(args) >= 2:
             if name == "_make_skeleton_class":
                 cls_name = args[1]
