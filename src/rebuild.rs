@@ -577,6 +577,14 @@ pub fn _class_setstate<'py>(
             "_class_setstate() state must be a (class_dict, slotstate) pair",
         ));
     }
+    // The class came back to the process that defined it (sent to a worker and back, or
+    // loaded where it was pickled): it is the original, with its own namespace, which must
+    // not be replaced by copies of itself (cloudpickle does replace it: the class's methods
+    // become by-value copies with a namespace of their own, and later pickles differ). A
+    // class that a payload brought here still takes a newer payload's state, as cloudpickle.
+    if crate::by_value::tracker::defined_here(obj)? {
+        return Ok(obj.clone());
+    }
     let clsdict = expect::<PyDict>(&state.get_item(0)?, "class state", "a dict")?;
     let mut registry = None;
     for (key, value) in clsdict.iter() {

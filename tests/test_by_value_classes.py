@@ -2177,3 +2177,31 @@ def test_loading_a_known_class_builds_no_throwaway_copy():
     for _ in range(3):
         assert pickle.loads(cloudpickle_payload) is ns["Child"]
     assert REGISTERED == ["Child"] * 4
+
+
+def test_a_class_loaded_where_it_was_defined_keeps_its_own_namespace():
+    """A class sent away and back (or loaded where it was pickled) is the original class, and
+    its methods stay the original functions: cloudpickle 3.1.2 replaces them with by-value
+    copies (with their own globals), so the class's later pickles and its behaviour under
+    patched globals change."""
+    ns = make_namespace(TRACKING_SOURCE)
+    cls = ns["Thing"]
+    method = cls.version
+    payload = skypickle.dumps(cls)
+    assert pickle.loads(payload) is cls
+    assert cls.version is method
+    assert skypickle.dumps(cls) == payload
+    # cloudpickle's round trip swaps the method for a copy.
+    assert pickle.loads(cloudpickle.dumps(cls)) is cls
+    assert cls.version is not method
+
+
+def test_slotnames_cache_does_not_change_a_class_pickle():
+    """copyreg adds __slotnames__ to a class when one of its instances is pickled; the class's
+    own pickle is the same before and after."""
+    ns = make_namespace("class Plain:\n    def __init__(self):\n        self.x = 1\n")
+    cls = ns["Plain"]
+    before = skypickle.dumps(cls)
+    skypickle.dumps(cls())
+    assert "__slotnames__" in vars(cls)
+    assert skypickle.dumps(cls) == before

@@ -143,6 +143,10 @@ fn class_getstate<'py>(
     let py = cls.py();
     let clsdict = extract_class_dict(cls, fresh_keys)?;
     pop(&clsdict, "__weakref__")?;
+    // copyreg's cache of slot names, added to the class the first time one of its instances
+    // is pickled: leaving it out keeps the class's pickle the same before and after (the
+    // loader recomputes it when needed). cloudpickle sends it.
+    pop(&clsdict, "__slotnames__")?;
     let abc_meta = ABC_META.import(py, "abc", "ABCMeta")?;
     if cls.get_type().is_subclass(abc_meta)? {
         for key in [

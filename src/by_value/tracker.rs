@@ -11,6 +11,9 @@ use pyo3::sync::{MutexExt, PyOnceLock};
 struct Maps {
     by_class: Py<PyAny>,
     by_id: Py<PyAny>,
+    /// Classes whose tracker id was made here, by pickling them: this process defined them
+    /// (a `weakref.WeakSet`).
+    defined_here: Py<PyAny>,
 }
 
 static MAPS: PyOnceLock<Maps> = PyOnceLock::new();
@@ -24,6 +27,7 @@ fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
         Ok(Maps {
             by_class: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
             by_id: weakref.getattr("WeakValueDictionary")?.call0()?.unbind(),
+            defined_here: weakref.getattr("WeakSet")?.call0()?.unbind(),
         })
     })
 }
@@ -59,7 +63,18 @@ pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<
     let id = py.import("uuid")?.call_method0("uuid4")?.getattr("hex")?;
     by_class.set_item(obj, &id)?;
     maps.by_id.bind(py).set_item(&id, obj)?;
+    maps.defined_here
+        .bind(py)
+        .call_method1(pyo3::intern!(py, "add"), (obj,))?;
     Ok(id)
+}
+
+/// Whether this process defined `cls` (it pickled the class before any payload brought it):
+/// loading its own class back must not replace its namespace with copies.
+pub fn defined_here(cls: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = cls.py();
+    let maps = maps(py)?;
+    maps.defined_here.bind(py).contains(cls)
 }
 
 /// On load: the class already known under `tracker_id`, or `obj` (now tracked).
