@@ -214,7 +214,7 @@ iterations = int(sys.argv[1])
 source = {"__name__": "__main__"}
 exec("def f(a, b=1):\\n    return a + b\\nclass C:\\n    def m(self):\\n        return f(1)\\n",
      source)
-payloads = [skypickle.dumps(source["f"]), skypickle.dumps(source["C"]), skypickle.dumps(source["C"]())]
+payloads = [skypickle.dumps(x) for x in (source["f"], source["C"], source["C"]())]
 for i in range(iterations):
     a, b = rng.choice(payloads), rng.choice(payloads)
     cut_a, cut_b = rng.randrange(len(a)), rng.randrange(len(b))

@@ -155,8 +155,9 @@ def test_registry_edited_while_other_threads_dump(tmp_path):
             t.start()
         for t in threads:
             t.join()
-        print("RESULT " + json.dumps({{"errors": errors[:5], "kinds": kinds,
-                                       "registry": sorted(skypickle.list_registry_pickle_by_value())}}))
+        registry = sorted(skypickle.list_registry_pickle_by_value())
+        result = {{"errors": errors[:5], "kinds": kinds, "registry": registry}}
+        print("RESULT " + json.dumps(result))
         """
     )
     assert got["errors"] == []
