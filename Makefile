@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test build venv rust-test py-test test-matrix lint fmt bench clean
+.PHONY: demo test build venv rust-test py-test test-matrix fuzz-quick soak lint fmt bench clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,33 @@ py-test: build
 test-matrix:
 	SKIP_VERSION=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') scripts/test-matrix.sh
 
-test: rust-test py-test test-matrix
+# A short coverage-guided run of the writer fuzzer, when cargo-fuzz and a nightly toolchain are
+# installed (optional: `cargo test` already runs the same checks on 600 generated programs).
+FUZZ_SECONDS ?= 600
+HAVE_FUZZ := $(shell command -v cargo-fuzz >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q nightly && echo yes)
+
+# New inputs go to a scratch directory: the committed corpus changes only by hand.
+fuzz-quick:
+ifeq ($(HAVE_FUZZ),yes)
+	cd fuzz && scratch=$$(mktemp -d) && \
+		cargo +nightly fuzz run writer $$scratch corpus/writer -- -max_total_time=30; \
+		status=$$?; rm -rf $$scratch; exit $$status
+else
+	@echo "fuzz-quick: cargo-fuzz or a nightly toolchain is missing, skipped (see fuzz/README.md)"
+endif
+
+test: rust-test py-test test-matrix fuzz-quick
+
+# The long reliability run: the forged-pickle campaigns 20x longer, 100,000-iteration memory
+# loops, and the writer fuzzer for FUZZ_SECONDS.
+soak: build
+	ulimit -S -v 8000000 && SKYPICKLE_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_reliability_forged.py tests/test_reliability_threads_memory.py
+ifeq ($(HAVE_FUZZ),yes)
+	cd fuzz && cargo +nightly fuzz run writer corpus/writer -- -max_total_time=$(FUZZ_SECONDS)
+else
+	@echo "soak: cargo-fuzz or a nightly toolchain is missing, writer fuzzer skipped"
+endif
 
 lint: $(STAMP)
 	cargo fmt --check

@@ -6,6 +6,7 @@
 //! the first opcode boundary after it reaches 64 KiB. Payloads of 64 KiB and more are written
 //! outside any frame so that `dump(obj, file)` can hand them to the file without copying.
 
+pub mod check;
 pub mod encode;
 pub mod opcodes;
 
