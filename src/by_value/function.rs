@@ -355,8 +355,10 @@ impl<'py> FunctionParts<'py> {
                 attrs.push(("__type_params__", type_params));
             }
         }
+        // A copy: saving its values runs user code, which may change the function's own dict
+        // (iterating a dict that changes size is an error, and pyo3's iterator panics on it).
         let func_dict = match dict {
-            Some(d) => Some(d.cast_into::<PyDict>()?).filter(|d| !d.is_empty()),
+            Some(d) => Some(d.cast_into::<PyDict>()?.copy()?).filter(|d| !d.is_empty()),
             None => None,
         };
         Ok(FunctionParts {
