@@ -566,7 +566,7 @@ pub fn _make_skeleton_enum<'py>(
 /// its registered ABC subclasses.
 #[pyfunction]
 pub fn _class_setstate<'py>(
-    _py: Python<'py>,
+    py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     state: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -586,14 +586,36 @@ pub fn _class_setstate<'py>(
         return Ok(obj.clone());
     }
     let clsdict = expect::<PyDict>(&state.get_item(0)?, "class state", "a dict")?;
+    // The same class received again (another payload, another thread): only what changed
+    // since the state last received is set, so an identical payload resets nothing under
+    // running instances (a class attribute they changed keeps its value, methods stay the
+    // same objects), while a change made by the sender still arrives (cloudpickle sets the
+    // whole state again every time).
+    let fingerprints = PyDict::new(py);
     let mut registry = None;
-    for (key, value) in clsdict.iter() {
+    let mut updates = Vec::new();
+    for item in clsdict.items().iter() {
+        let (key, value) = (item.get_item(0)?, item.get_item(1)?);
         let key = expect::<PyString>(&key, "class attribute name", "a str")?;
         if key.to_cow()? == "_abc_impl" {
             registry = Some(value);
-        } else {
-            obj.setattr(&key, value)?;
+            continue;
         }
+        fingerprints.set_item(&key, fingerprint(&value)?)?;
+        updates.push((key, value));
+    }
+    let previous = crate::by_value::tracker::swap_last_state(obj, &fingerprints)?;
+    for (key, value) in updates {
+        if let Some(previous) = &previous {
+            if let (Some(before), Some(now)) =
+                (previous.get_item(&key)?, fingerprints.get_item(&key)?)
+            {
+                if before.eq(&now).unwrap_or(false) {
+                    continue;
+                }
+            }
+        }
+        obj.setattr(&key, value)?;
     }
     // 3.13: assigning __module__ drops __firstlineno__; put it back.
     if let Some(first_line) = clsdict.get_item("__firstlineno__")? {
@@ -605,6 +627,94 @@ pub fn _class_setstate<'py>(
         }
     }
     Ok(obj.clone())
+}
+
+/// A fingerprint of a value of a class's state, equal for values unpickled from two payloads
+/// that stand for the same thing: functions with equal code, defaults, name and doc;
+/// class/static methods and properties over such functions; equal atoms and tuples of them.
+/// Anything else gets a new `object()`, equal to nothing: it counts as changed. Fingerprints
+/// hold code objects and atoms only, never the class (which a weak map must not keep alive).
+fn fingerprint<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fingerprint_at(value, 0)
+}
+
+fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Bound<'py, PyAny>> {
+    let py = value.py();
+    let unknown = || py.get_type::<pyo3::types::PyAny>().call0();
+    let tag = |name: &str, parts: Vec<Bound<'py, PyAny>>| -> PyResult<Bound<'py, PyAny>> {
+        let mut items = vec![PyString::new(py, name).into_any()];
+        items.extend(parts);
+        Ok(PyTuple::new(py, items)?.into_any())
+    };
+    if depth > 16 {
+        return unknown();
+    }
+    let deeper = |item: &Bound<'py, PyAny>| fingerprint_at(item, depth + 1);
+    let attr = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
+        deeper(&value.getattr(name)?)
+    };
+    if value.is_instance_of::<PyFunction>() {
+        return tag(
+            "function",
+            vec![
+                value.getattr(pyo3::intern!(py, "__code__"))?,
+                attr(pyo3::intern!(py, "__defaults__"))?,
+                attr(pyo3::intern!(py, "__kwdefaults__"))?,
+                attr(pyo3::intern!(py, "__qualname__"))?,
+                attr(pyo3::intern!(py, "__doc__"))?,
+            ],
+        );
+    }
+    let type_name = value.get_type().name()?.to_string();
+    match type_name.as_str() {
+        "classmethod" | "staticmethod" => {
+            tag(&type_name, vec![attr(pyo3::intern!(py, "__func__"))?])
+        }
+        "property" => tag(
+            "property",
+            vec![
+                attr(pyo3::intern!(py, "fget"))?,
+                attr(pyo3::intern!(py, "fset"))?,
+                attr(pyo3::intern!(py, "fdel"))?,
+            ],
+        ),
+        "int" | "float" | "str" | "bytes" | "bool" | "NoneType" | "complex" => {
+            tag(&type_name, vec![value.clone()])
+        }
+        // Containers by their contents (a class attribute that instances mutate keeps its
+        // value when an identical payload arrives again).
+        "tuple" | "list" => {
+            let items = value
+                .try_iter()?
+                .map(|item| deeper(&item?))
+                .collect::<PyResult<Vec<_>>>()?;
+            tag(&type_name, items)
+        }
+        "dict" => {
+            let mut items = Vec::new();
+            for pair in value.cast::<PyDict>()?.items().iter() {
+                items.push(
+                    PyTuple::new(
+                        py,
+                        [deeper(&pair.get_item(0)?)?, deeper(&pair.get_item(1)?)?],
+                    )?
+                    .into_any(),
+                );
+            }
+            tag("dict", items)
+        }
+        "set" | "frozenset" => {
+            let items = value
+                .try_iter()?
+                .map(|item| deeper(&item?))
+                .collect::<PyResult<Vec<_>>>()?;
+            tag(
+                &type_name,
+                vec![pyo3::types::PyFrozenSet::new(py, &items)?.into_any()],
+            )
+        }
+        _ => unknown(),
+    }
 }
 
 /// `_make_typevar(name, bound, constraints, covariant, contravariant, tracker_id)`.

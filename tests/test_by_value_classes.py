@@ -814,16 +814,12 @@ def test_chained_pickling_with_shared_strings(run_in_subprocess, case):
     assert got == payloads
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A worker that receives a class again re-pickles its subclass differently: loading the "
-    "second payload sets the tracked base's state again (its __module__ becomes the new "
-    "payload's string), while the subclass keeps the first payload's __module__ string (it is "
-    "left out of the subclass's state when identical to the base's). The sender's identity "
-    "relation is gone, so __module__ is written out instead of a memo GET. cloudpickle 3.1.2 "
-    "does the same.",
-)
 def test_chained_pickling_of_a_class_received_twice(run_in_subprocess):
+    """A worker that receives a class twice re-pickles it (and its subclass) with the original
+    bytes: the second payload sets only what changed, so the tracked base keeps the first
+    payload's objects. (cloudpickle 3.1.2 sets the whole state again: the base's __module__
+    becomes the new payload's string while the subclass keeps the first one's, and the bytes
+    differ.)"""
     corpus = make_determinism_corpus()
     payloads = {("Derived", 2): skypickle.dumps(corpus["Derived"], protocol=2)}
     payloads["Derived", 3] = skypickle.dumps(corpus["Derived"], protocol=3)

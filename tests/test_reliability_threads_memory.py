@@ -244,3 +244,53 @@ def test_pickled_objects_are_freed_when_dumps_returns():
         """
     )
     assert got == [True, True, True]
+
+
+def test_receiving_a_class_again_resets_nothing_that_did_not_change():
+    """In a worker, instances change class-level state; the same class arrives again (same
+    payload, from another thread while an instance runs; then a payload where the sender
+    changed one attribute). Only the sender's change is applied: the instances' counter and
+    registry keep their values and the methods stay the same objects. (cloudpickle sets the
+    whole state again each time, resetting both.)"""
+    got = run_child(
+        """
+        src = (
+            "class Counter:\\n"
+            "    count = 0\\n"
+            "    seen = []\\n"
+            "    label = 'v1'\\n"
+            "    def bump(self, x):\\n"
+            "        Counter.count += 1\\n"
+            "        Counter.seen.append(x)\\n"
+            "        return Counter.count\\n"
+        )
+        space = {"__name__": "__main__"}
+        exec(src, space)
+        cls = space["Counter"]
+        first = skypickle.dumps(cls)
+        cls.label = "v2"
+        changed = skypickle.dumps(cls)
+        code = (
+            "import json, pickle, sys, threading\\n"
+            "first, changed = pickle.loads(sys.stdin.buffer.read())\\n"
+            "C = pickle.loads(first)\\n"
+            "bump = C.bump\\n"
+            "c = C()\\n"
+            "c.bump('a'); c.bump('b')\\n"
+            "t = threading.Thread(target=pickle.loads, args=(first,))\\n"
+            "t.start(); c.bump('c'); t.join()\\n"
+            "same = pickle.loads(first) is C\\n"
+            "after_same = [C.count, list(C.seen), C.label, C.bump is bump]\\n"
+            "pickle.loads(changed)\\n"
+            "after_changed = [C.count, list(C.seen), C.label, C.bump is bump]\\n"
+            "print(json.dumps([same, after_same, after_changed]))\\n"
+        )
+        import subprocess
+        proc = subprocess.run(
+            [sys.executable, "-c", code], input=pickle.dumps((first, changed)), capture_output=True
+        )
+        out = proc.stdout.decode().strip() or json.dumps(proc.stderr.decode()[-800:])
+        print("RESULT " + out)
+        """
+    )
+    assert got == [True, [3, ["a", "b", "c"], "v1", True], [3, ["a", "b", "c"], "v2", True]]

@@ -14,6 +14,9 @@ struct Maps {
     /// Classes whose tracker id was made here, by pickling them: this process defined them
     /// (a `weakref.WeakSet`).
     defined_here: Py<PyAny>,
+    /// Class -> fingerprints of the class dict its last payload carried
+    /// (a `weakref.WeakKeyDictionary`; the fingerprints never refer to the class).
+    last_state: Py<PyAny>,
 }
 
 static MAPS: PyOnceLock<Maps> = PyOnceLock::new();
@@ -28,6 +31,7 @@ fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
             by_class: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
             by_id: weakref.getattr("WeakValueDictionary")?.call0()?.unbind(),
             defined_here: weakref.getattr("WeakSet")?.call0()?.unbind(),
+            last_state: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
         })
     })
 }
@@ -111,4 +115,19 @@ pub fn lookup_class<'py>(tracker_id: &Bound<'py, PyAny>) -> PyResult<Option<Boun
         .bind(py)
         .call_method1(pyo3::intern!(py, "get"), (tracker_id,))?;
     Ok(Some(known).filter(|k| !k.is_none()))
+}
+
+/// Record `state` (fingerprints of a class dict) as what `cls` last received; return the
+/// previous record, if any.
+pub fn swap_last_state<'py>(
+    cls: &Bound<'py, PyAny>,
+    state: &Bound<'py, pyo3::types::PyDict>,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+    let py = cls.py();
+    let maps = maps(py)?;
+    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let last = maps.last_state.bind(py);
+    let previous = last.call_method1(pyo3::intern!(py, "get"), (cls,))?;
+    last.set_item(cls, state)?;
+    Ok(previous.cast_into::<pyo3::types::PyDict>().ok())
 }
