@@ -437,13 +437,7 @@ def code_info(value: Any, wire: tuple) -> CodeInfo:
         if len(rest) == 1 and isinstance(rest[0], tuple):
             rest = rest[0]
         info.python = str(version)
-        # CodeType arguments: 10 filename, 11 name, then (3.11+) qualname, then firstlineno.
-        if len(rest) >= 13:
-            info.filename, info.name = str(rest[10]), str(rest[11])
-            if isinstance(rest[12], str):
-                info.qualname, info.firstlineno = rest[12], rest[13]
-            else:
-                info.qualname, info.firstlineno = info.name, rest[12]
+        _read_code_args(info, rest)
         return info
     func = value.func
     is_code_type = isinstance(func, Global) and func.name == "CodeType"
@@ -451,14 +445,20 @@ def code_info(value: Any, wire: tuple) -> CodeInfo:
         # cloudpickle: _builtin_type("CodeType")(*args).
         is_code_type = func.func.name == "_builtin_type" and func.args == ("CodeType",)
     if is_code_type:
-        rest = value.args
-        if isinstance(rest, tuple) and len(rest) >= 13:
-            info.filename, info.name = str(rest[10]), str(rest[11])
-            if isinstance(rest[12], str):
-                info.qualname, info.firstlineno = rest[12], rest[13]
-            else:
-                info.qualname, info.firstlineno = info.name, rest[12]
+        _read_code_args(info, value.args)
     return info
+
+
+def _read_code_args(info: CodeInfo, args: Any) -> None:
+    """Name, qualname, file and first line from ``CodeType``'s positional arguments: 10 is
+    the file name, 11 the name, then (3.11+) the qualified name, then the first line."""
+    if not isinstance(args, tuple) or len(args) < 13:
+        return
+    info.filename, info.name = str(args[10]), str(args[11])
+    if isinstance(args[12], str):
+        info.qualname, info.firstlineno = args[12], args[13]
+    else:
+        info.qualname, info.firstlineno = info.name, args[12]
 
 
 def analyse(data: bytes) -> dict:

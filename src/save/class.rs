@@ -4,7 +4,7 @@
 //! whether the sender interned them cannot show in the bytes).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 
 use super::Dumper;
 use crate::errors::{AtPath, PathSegment, SaveResult};
@@ -49,13 +49,7 @@ impl<'py> Dumper<'py> {
         let class_dict = state.get_item(0)?.cast_into::<PyDict>()?;
         self.save_transient_dict(
             class_dict.iter(),
-            |this, key| {
-                if key.is_exact_instance_of::<PyString>() {
-                    this.save_name(key)
-                } else {
-                    this.save(key)
-                }
-            },
+            |this, key| this.save_name(key),
             |this, key, value| {
                 this.save(value)
                     .at(|| PathSegment::Value(key.clone().unbind()))

@@ -88,14 +88,16 @@ impl<'py> Dumper<'py> {
     }
 
     /// A str written by its text: equal strings share one memo entry within a dump, whatever
-    /// their identity, so whether the sender had them interned cannot show in the bytes.
+    /// their identity, so whether the sender had them interned cannot show in the bytes. Any
+    /// other object (a non-str dict key) is saved as usual.
     pub(super) fn save_name(&mut self, text: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
-        if !self.bin || !text.is_exact_instance_of::<PyString>() {
-            return match text.cast::<PyString>() {
-                Ok(s) if !self.bin => self.save(PyString::new(py, &s.to_cow()?).as_any()),
-                _ => self.save(text),
-            };
+        // Anything but an exact str (a dict key may be anything) is saved as usual.
+        let Ok(exact) = text.cast_exact::<PyString>() else {
+            return self.save(text);
+        };
+        if !self.bin {
+            return self.save(PyString::new(py, &exact.to_cow()?).as_any());
         }
         let mut size: ffi::Py_ssize_t = 0;
         // SAFETY: `text` is an exact str; the UTF-8 buffer it caches lives as long as it does,
@@ -439,12 +441,7 @@ impl<'py> Dumper<'py> {
                     |this, name| this.save_static_name(name),
                     |this, name, value| {
                         let name = *name;
-                        if value.is_exact_instance_of::<PyString>() {
-                            this.save_name(value)
-                        } else {
-                            this.save(value)
-                        }
-                        .at(|| PathSegment::Attr(name))
+                        this.save_name(value).at(|| PathSegment::Attr(name))
                     },
                 )?;
             }
@@ -452,13 +449,7 @@ impl<'py> Dumper<'py> {
         if let Some(dict) = func_dict {
             self.save_transient_dict(
                 dict.iter(),
-                |this, key| {
-                    if key.is_exact_instance_of::<PyString>() {
-                        this.save_name(key)
-                    } else {
-                        this.save(key)
-                    }
-                },
+                |this, key| this.save_name(key),
                 |this, key, value| {
                     this.save(value)
                         .at(|| PathSegment::Value(key.clone().unbind()))
