@@ -415,3 +415,12 @@ def by_value_functions(data: bytes) -> int:
     """How many functions ``data`` rebuilds by value (without loading it)."""
     calls = reconstructors(data)
     return calls["_new_function"] + calls["_make_function"]
+
+
+def lift_address_space_limit():
+    """For a child process (``preexec_fn``): undo the test run's soft address-space cap, for
+    engines that map large regions (Ray's object store)."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))

@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import lift_address_space_limit
 
 COMMON = """
 import json
@@ -282,14 +283,6 @@ if __name__ == "__main__":
 """
 
 
-def _lift_address_space_limit():
-    """Ray maps a large object store: undo the test run's soft address-space cap for it."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-
-
 def test_ray(tmp_path):
     pytest.importorskip("ray")
     script = tmp_path / "job.py"
@@ -302,7 +295,7 @@ def test_ray(tmp_path):
         timeout=300,
         cwd=tmp_path,
         env=env,
-        preexec_fn=_lift_address_space_limit,
+        preexec_fn=lift_address_space_limit,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

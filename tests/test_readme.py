@@ -10,17 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from helpers import lift_address_space_limit
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-
-
-def _lift_address_space_limit():
-    """The Ray example maps a large object store: undo the test run's soft address-space cap."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
 def test_the_readme_has_examples():
@@ -38,7 +31,7 @@ def test_readme_example_runs(tmp_path, index):
         timeout=240,
         cwd=tmp_path,
         env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
-        preexec_fn=_lift_address_space_limit,
+        preexec_fn=lift_address_space_limit,
     )
     assert proc.returncode == 0, f"README example {index}:\n{BLOCKS[index]}\n{proc.stderr}"
     if "print(" in BLOCKS[index]:
