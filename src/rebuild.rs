@@ -12,7 +12,7 @@ use pyo3::types::{PyCode, PyDict, PyFunction, PyModule, PyString, PyTuple, PyTyp
 
 /// The Python version tag code objects are pickled with ("3.11"): code objects only load on
 /// the minor version that made them.
-pub fn python_tag(py: Python<'_>) -> String {
+fn python_tag(py: Python<'_>) -> String {
     let v = py.version_info();
     format!("{}.{}", v.major, v.minor)
 }
@@ -357,15 +357,8 @@ pub fn _cell_set<'py>(
 pub fn _subimport<'py>(py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let name = expect::<PyString>(name, "_subimport() name", "a str")?;
     // A loaded module is a dict lookup away (importlib.import_module is a Python call).
-    // SAFETY: the interpreter's module dict, borrowed; it lives as long as the interpreter.
-    let modules =
-        unsafe { Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyImport_GetModuleDict()) };
-    if let Some(modules) = modules.as_ref().and_then(|m| m.cast::<PyDict>().ok()) {
-        if let Some(module) = modules.get_item(&name)? {
-            if module.is_instance_of::<PyModule>() {
-                return Ok(module);
-            }
-        }
+    if let Some(module) = crate::by_value::lookup::loaded_module(&name)? {
+        return Ok(module);
     }
     py.import("importlib")?
         .call_method1(pyo3::intern!(py, "import_module"), (name,))

@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
-use crate::rebuild::{python_tag, wire};
+use crate::rebuild::{python_tag_str, wire};
 
 /// A new tuple with the same items: in the loading process these tuples are always new
 /// objects, so sharing them here would make memo hits (and bytes) depend on the sender.
@@ -20,56 +20,78 @@ fn fresh_str<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyString::new(text.py(), &text.to_cow()?).into_any())
 }
 
-/// `(_make_code, (version, CodeType arguments))` for a code object.
+/// One of `CodeType`'s positional arguments, tagged with what it is (which decides how it is
+/// written: names by their text, bytecode and line tables unmemoised).
+pub enum CodeArg<'py> {
+    /// A count, the flags or the first line number.
+    Number(Bound<'py, PyAny>),
+    /// Bytecode, line table, exception table.
+    Bytes(Bound<'py, PyAny>),
+    /// `co_consts`.
+    Consts(Bound<'py, PyAny>),
+    /// A tuple of names (`co_names`, `co_varnames`, `co_freevars`, `co_cellvars`).
+    Names(Bound<'py, PyAny>),
+    /// A name (`co_filename`, `co_name`, `co_qualname`).
+    Name(Bound<'py, PyAny>),
+}
+
+/// `CodeType`'s positional arguments for the running CPython, in its order: the one place
+/// that knows how that order changed between 3.9 and 3.13.
+pub fn code_args<'py>(code: &Bound<'py, PyAny>, info: &CodeInfo) -> PyResult<Vec<CodeArg<'py>>> {
+    let py = code.py();
+    let attr = |name: &Bound<'py, PyString>| code.getattr(name);
+    let mut args: Vec<CodeArg<'py>> = info
+        .counts
+        .iter()
+        .map(|count| CodeArg::Number(count.bind(py).clone()))
+        .collect();
+    args.push(CodeArg::Bytes(attr(pyo3::intern!(py, "co_code"))?));
+    args.push(CodeArg::Consts(attr(pyo3::intern!(py, "co_consts"))?));
+    args.push(CodeArg::Names(info.names.bind(py).clone()));
+    args.push(CodeArg::Names(info.varnames.bind(py).clone()));
+    args.push(CodeArg::Name(info.filename.bind(py).clone()));
+    args.push(CodeArg::Name(info.name.bind(py).clone()));
+    if cfg!(Py_3_11) {
+        args.push(CodeArg::Name(info.qualname.bind(py).clone()));
+    }
+    args.push(CodeArg::Number(info.firstlineno.bind(py).clone()));
+    let line_table = if cfg!(Py_3_10) {
+        pyo3::intern!(py, "co_linetable")
+    } else {
+        pyo3::intern!(py, "co_lnotab")
+    };
+    args.push(CodeArg::Bytes(attr(line_table)?));
+    if cfg!(Py_3_11) {
+        args.push(CodeArg::Bytes(attr(pyo3::intern!(
+            py,
+            "co_exceptiontable"
+        ))?));
+    }
+    args.push(CodeArg::Names(info.freevars.bind(py).clone()));
+    args.push(CodeArg::Names(info.cellvars.bind(py).clone()));
+    Ok(args)
+}
+
+/// `(_make_code, (version, CodeType arguments))` for a code object (the reduce value the
+/// Python-visible `_code_reduce` returns; the save path writes the same arguments directly).
 pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let py = code.py();
-    macro_rules! attr {
-        ($name:literal) => {
-            code.getattr(pyo3::intern!(py, $name))
-        };
-    }
-    let mut args: Vec<Bound<'py, PyAny>> = vec![
-        attr!("co_argcount")?,
-        attr!("co_posonlyargcount")?,
-        attr!("co_kwonlyargcount")?,
-        attr!("co_nlocals")?,
-        attr!("co_stacksize")?,
-        attr!("co_flags")?,
-        attr!("co_code")?,
-        attr!("co_consts")?,
-        fresh_tuple(attr!("co_names")?)?,
-        fresh_tuple(attr!("co_varnames")?)?,
-        attr!("co_filename")?,
-        fresh_str(attr!("co_name")?)?,
-    ];
-    if cfg!(Py_3_11) {
-        args.push(attr!("co_qualname")?);
-    }
-    args.push(attr!("co_firstlineno")?);
-    if cfg!(Py_3_10) {
-        args.push(attr!("co_linetable")?);
-    } else {
-        args.push(attr!("co_lnotab")?);
-    }
-    if cfg!(Py_3_11) {
-        args.push(attr!("co_exceptiontable")?);
-    }
-    args.push(fresh_tuple(attr!("co_freevars")?)?);
-    args.push(fresh_tuple(attr!("co_cellvars")?)?);
+    let info = code_info(code)?;
+    let args = code_args(code, &info)?
+        .into_iter()
+        .map(|arg| match arg {
+            CodeArg::Number(v) | CodeArg::Bytes(v) | CodeArg::Consts(v) => Ok(v),
+            CodeArg::Names(v) => fresh_tuple(v),
+            CodeArg::Name(v) => fresh_str(v),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
     let args = PyTuple::new(py, args)?;
     let make_code = wire(py)?.make_code.bind(py);
     PyTuple::new(
         py,
         [
             make_code.clone(),
-            PyTuple::new(
-                py,
-                [
-                    PyString::new(py, &python_tag(py)).into_any(),
-                    args.into_any(),
-                ],
-            )?
-            .into_any(),
+            PyTuple::new(py, [python_tag_str(py).clone().into_any(), args.into_any()])?.into_any(),
         ],
     )
 }

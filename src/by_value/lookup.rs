@@ -26,6 +26,14 @@ fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(modules.cast_into::<PyDict>()?)
 }
 
+/// The module `sys.modules[name]` when it is loaded (a dict lookup: importing a loaded module
+/// through the import system costs thousands of instructions), else None.
+pub fn loaded_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(sys_modules(name.py())?
+        .get_item(name)?
+        .filter(|module| module.is_instance_of::<pyo3::types::PyModule>()))
+}
+
 fn module_repr_error(module: &Bound<'_, PyAny>) -> PyResult<PyErr> {
     Ok(PyValueError::new_err(format!(
         "Input should be a module object, got {} instead",

@@ -29,7 +29,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyInt, PyString, PyTuple};
 
 use super::Dumper;
-use crate::by_value::code::code_info;
+use crate::by_value::code::{code_args, code_info, CodeArg};
 use crate::by_value::function::FunctionParts;
 use crate::errors::{AtPath, PathSegment, SaveResult};
 use crate::fxhash::FxHashMap;
@@ -160,38 +160,20 @@ impl<'py> Dumper<'py> {
     /// A code object: `_reconstruct(MAKE_CODE, version, *CodeType arguments)`, memoised.
     pub(super) fn save_code(&mut self, code: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
-        macro_rules! attr {
-            ($name:literal) => {
-                code.getattr(pyo3::intern!(py, $name))?
-            };
-        }
         let info = code_info(code)?;
         self.begin_wire_call(op::MAKE_CODE)?;
         self.save_name(python_tag_str(py).as_any())?;
-        for count in &info.counts {
-            self.save(count.bind(py))?;
+        for arg in code_args(code, &info)? {
+            match arg {
+                CodeArg::Number(value) => self.save(&value)?,
+                CodeArg::Bytes(value) => self.save_code_bytes(&value)?,
+                CodeArg::Consts(value) => {
+                    self.save(&value).at(|| PathSegment::Attr("co_consts"))?
+                }
+                CodeArg::Names(value) => self.save_name_tuple(&value)?,
+                CodeArg::Name(value) => self.save_name(&value)?,
+            }
         }
-        self.save_code_bytes(&attr!("co_code"))?;
-        self.save(&attr!("co_consts"))
-            .at(|| PathSegment::Attr("co_consts"))?;
-        self.save_name_tuple(info.names.bind(py))?;
-        self.save_name_tuple(info.varnames.bind(py))?;
-        self.save_name(info.filename.bind(py))?;
-        self.save_name(info.name.bind(py))?;
-        if cfg!(Py_3_11) {
-            self.save_name(info.qualname.bind(py))?;
-        }
-        self.save(info.firstlineno.bind(py))?;
-        if cfg!(Py_3_10) {
-            self.save_code_bytes(&attr!("co_linetable"))?;
-        } else {
-            self.save_code_bytes(&attr!("co_lnotab"))?;
-        }
-        if cfg!(Py_3_11) {
-            self.save_code_bytes(&attr!("co_exceptiontable"))?;
-        }
-        self.save_name_tuple(info.freevars.bind(py))?;
-        self.save_name_tuple(info.cellvars.bind(py))?;
         self.end_wire_call()?;
         self.memo_put(code)
     }

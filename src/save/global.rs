@@ -30,14 +30,8 @@ fn get_deep_attribute<'py>(
 /// way `pickle` does (`PyImport_Import`, about 20 times slower even for a loaded module).
 fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = name.py();
-    // SAFETY: the interpreter's module dict, borrowed; it lives as long as the interpreter.
-    let modules = unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyImport_GetModuleDict()) };
-    if let Some(modules) = modules.as_ref().and_then(|m| m.cast::<PyDict>().ok()) {
-        if let Some(module) = modules.get_item(name)? {
-            if module.is_instance_of::<pyo3::types::PyModule>() {
-                return Ok(module);
-            }
-        }
+    if let Some(module) = crate::by_value::lookup::loaded_module(name)? {
+        return Ok(module);
     }
     // SAFETY: PyImport_Import takes a borrowed name and returns a new reference or null.
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyImport_Import(name.as_ptr())) }
