@@ -7,11 +7,13 @@
 //! (`when pickling obj['jobs'][3].handler.lock`) and applies cloudpickle's conversion of
 //! `RecursionError` into `PicklingError`.
 
+use std::fmt::Write as _;
+
 use pyo3::exceptions::{PyMemoryError, PyRecursionError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::lookups;
+use crate::known;
 use crate::writer::OutOfMemory;
 
 /// One step from a container (or reduced object) to the object inside it.
@@ -87,6 +89,7 @@ impl From<OutOfMemory> for SaveError {
 impl SaveError {
     /// Record that the failure happened inside `segment` of the enclosing object.
     #[cold]
+    #[must_use]
     pub fn within(mut self, segment: PathSegment) -> Self {
         self.0.path.push(segment);
         self
@@ -108,7 +111,7 @@ impl<T> AtPath<T> for SaveResult<T> {
 /// `pickle.PicklingError(msg)`.
 #[cold]
 pub fn pickling_error(py: Python<'_>, msg: impl Into<String>) -> PyErr {
-    match lookups::get(py) {
+    match known::get(py) {
         Ok(lk) => PyErr::from_type(lk.pickling_error.bind(py).clone(), msg.into()),
         Err(e) => e,
     }
@@ -123,15 +126,18 @@ fn is_identifier(py: Python<'_>, key: &Bound<'_, PyAny>) -> bool {
 }
 
 fn short_repr(obj: &Bound<'_, PyAny>) -> String {
-    let text = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| {
-        format!(
-            "<{} object>",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        )
-    });
+    let text = obj.repr().map_or_else(
+        |_| {
+            format!(
+                "<{} object>",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            )
+        },
+        |r| r.to_string(),
+    );
     if text.chars().count() > 60 {
         let cut: String = text.chars().take(57).collect();
         format!("{cut}...")
@@ -180,23 +186,35 @@ pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
                         text.push('.');
                         text.push_str(&key.to_string());
                     } else {
-                        text.push_str(&format!(".__dict__[{}]", short_repr(key)));
+                        let _ = write!(text, ".__dict__[{}]", short_repr(key));
                     }
                     i += consumed;
                     continue;
                 }
-                text.push_str(&format!(".__reduce_ex__({proto})[2]"));
+                let _ = write!(text, ".__reduce_ex__({proto})[2]");
             }
             PathSegment::Attr(name) => {
                 text.push('.');
                 text.push_str(name);
             }
-            PathSegment::Item(n) => text.push_str(&format!("[{n}]")),
-            PathSegment::Value(k) => text.push_str(&format!("[{}]", short_repr(k.bind(py)))),
-            PathSegment::Key(k) => text.push_str(&format!(" (the key {})", short_repr(k.bind(py)))),
-            PathSegment::SetItem(n) => text.push_str(&format!(" (set element #{n})")),
-            PathSegment::ReduceCallable => text.push_str(&format!(".__reduce_ex__({proto})[0]")),
-            PathSegment::ReduceArgs => text.push_str(&format!(".__reduce_ex__({proto})[1]")),
+            PathSegment::Item(n) => {
+                let _ = write!(text, "[{n}]");
+            }
+            PathSegment::Value(k) => {
+                let _ = write!(text, "[{}]", short_repr(k.bind(py)));
+            }
+            PathSegment::Key(k) => {
+                let _ = write!(text, " (the key {})", short_repr(k.bind(py)));
+            }
+            PathSegment::SetItem(n) => {
+                let _ = write!(text, " (set element #{n})");
+            }
+            PathSegment::ReduceCallable => {
+                let _ = write!(text, ".__reduce_ex__({proto})[0]");
+            }
+            PathSegment::ReduceArgs => {
+                let _ = write!(text, ".__reduce_ex__({proto})[1]");
+            }
             PathSegment::Class => text.push_str(".__class__"),
             PathSegment::PersistentId => text.push_str(" (its persistent_id)"),
         }
@@ -238,18 +256,17 @@ fn add_note(py: Python<'_>, err: &PyErr, note: String) {
         let _ = value.call_method1(pyo3::intern!(py, "add_note"), (note,));
         return;
     }
-    let notes = match value.getattr(pyo3::intern!(py, "__notes__")) {
-        Ok(existing) => existing,
-        Err(_) => {
-            let list = pyo3::types::PyList::empty(py).into_any();
-            if value
-                .setattr(pyo3::intern!(py, "__notes__"), &list)
-                .is_err()
-            {
-                return;
-            }
-            list
+    let notes = if let Ok(existing) = value.getattr(pyo3::intern!(py, "__notes__")) {
+        existing
+    } else {
+        let list = pyo3::types::PyList::empty(py).into_any();
+        if value
+            .setattr(pyo3::intern!(py, "__notes__"), &list)
+            .is_err()
+        {
+            return;
         }
+        list
     };
     let _ = notes.call_method1(pyo3::intern!(py, "append"), (note,));
 }

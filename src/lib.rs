@@ -1,14 +1,18 @@
 //! skypickle's compiled core. This file is wiring only: see ARCHITECTURE.md for the layers.
 
 pub mod by_value;
+pub mod class_tracker;
 pub mod errors;
+pub mod ffi;
 pub mod fxhash;
-pub mod lookups;
+pub mod known;
 pub mod memo;
+pub mod modules;
 pub mod output;
 pub mod pickler;
 pub mod rebuild;
 pub mod save;
+pub mod wire;
 pub mod writer;
 
 use pyo3::prelude::*;
@@ -20,14 +24,14 @@ mod _skypickle {
 
     // The by-value registry and the decision (cloudpickle's names).
     #[pymodule_export]
-    use crate::by_value::lookup::{
+    use crate::by_value::decision::{
         list_registry_pickle_by_value, lookup_module_and_qualname_py, register_pickle_by_value,
         should_pickle_by_reference_py, unregister_pickle_by_value, whichmodule_py,
     };
 
     // cloudpickle's private helpers that tests and integrations call.
     #[pymodule_export]
-    use crate::by_value::{class::extract_class_dict_py, function::extract_code_globals_py};
+    use crate::by_value::{class_parts::extract_class_dict_py, code::extract_code_globals_py};
 
     // Dispatch-table reducers.
     #[pymodule_export]
@@ -39,16 +43,6 @@ mod _skypickle {
         _weakset_reduce,
     };
 
-    // Wire names: the reconstructors pickles refer to. Never rename these.
-    #[pymodule_export]
-    use crate::rebuild::{
-        _builtin_type, _cell_set, _class_setstate, _dynamic_subimport, _file_reconstructor,
-        _function_setstate, _get_dataclass_field_type_sentinel, _make_cached_property, _make_cell,
-        _make_code, _make_dict_items, _make_dict_keys, _make_dict_values, _make_empty_cell,
-        _make_function, _make_lru_cache, _make_singledispatch, _make_skeleton_class,
-        _make_skeleton_enum, _make_typevar, _new_function, _restore_function, _subimport,
-    };
-
     use pyo3::prelude::*;
 
     #[pymodule_init]
@@ -57,23 +51,13 @@ mod _skypickle {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("DEFAULT_PROTOCOL", crate::pickler::DEFAULT_PROTOCOL)?;
         m.add("HIGHEST_PROTOCOL", crate::writer::opcodes::HIGHEST_PROTOCOL)?;
+        // The reconstructors (the wire names), `_reconstruct` and `_WIRE_NAMES`.
+        crate::wire::init(m)?;
+        // Everything looked up once, read from this module and the standard library.
+        let known = crate::known::init(m)?;
         crate::pickler::init_class(py, &py.get_type::<Pickler>())?;
-        let lk = crate::lookups::get(py)?;
-        crate::by_value::reducers::install(m, lk.dispatch_registry.bind(py))?;
-        // cloudpickle's names for two load helpers, so cloudpickle-era payloads that a shim
-        // maps onto this module keep loading.
-        m.add("subimport", m.getattr("_subimport")?)?;
-        m.add("dynamic_subimport", m.getattr("_dynamic_subimport")?)?;
-        crate::rebuild::add_reconstruct(m)?;
-        // `_reconstruct`'s op table, for tools that read pickles without loading them.
-        m.add(
-            "_WIRE_NAMES",
-            pyo3::types::PyTuple::new(py, crate::rebuild::WIRE_NAMES)?,
-        )?;
-        m.add(
-            "_PICKLE_BY_VALUE_MODULES",
-            crate::by_value::lookup::registry(py)?,
-        )?;
+        crate::by_value::reducers::install(m, known.dispatch_registry.bind(py))?;
+        m.add("_PICKLE_BY_VALUE_MODULES", known.by_value_registry.bind(py))?;
         Ok(())
     }
 }

@@ -11,14 +11,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::ffi::raw::_PyBytes_Resize;
 use crate::writer::{Buffer, OutOfMemory};
-
-unsafe extern "C" {
-    // Part of CPython's non-limited C API on every supported version (3.9–3.13); pyo3-ffi
-    // keeps its binding private. Resizes a bytes object that nobody else references yet.
-    fn _PyBytes_Resize(bytes: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t)
-        -> std::ffi::c_int;
-}
 
 /// A `bytes` object under construction.
 ///
@@ -49,7 +43,7 @@ impl<'py> PyBytesBuffer<'py> {
         if len != self.cap {
             // SAFETY: `obj` is a bytes object only we reference (type invariant); on failure
             // CPython frees it, sets `obj` to null and raises MemoryError.
-            if unsafe { _PyBytes_Resize(&mut obj, len as ffi::Py_ssize_t) } < 0 {
+            if unsafe { _PyBytes_Resize(&raw mut obj, len as ffi::Py_ssize_t) } < 0 {
                 return Err(PyErr::fetch(py));
             }
         }
@@ -81,7 +75,7 @@ impl Buffer for PyBytesBuffer<'_> {
             !self.obj.is_null()
         } else {
             // SAFETY: see `finish`; the first `len` bytes are preserved by the resize.
-            unsafe { _PyBytes_Resize(&mut self.obj, size) >= 0 }
+            unsafe { _PyBytes_Resize(&raw mut self.obj, size) >= 0 }
         };
         if ok {
             self.cap = min_capacity;

@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::{finish_error, pickling_error};
-use crate::lookups::{self, Lookups};
+use crate::known::{self, Known};
 use crate::memo::{Memo, MemoStore};
 use crate::save::{Dumper, Hooks};
 use crate::writer::opcodes::HIGHEST_PROTOCOL;
@@ -64,7 +64,7 @@ fn run_dump<'py>(dumper: &mut Dumper<'py>, obj: &Bound<'py, PyAny>) -> PyResult<
 
 /// Hooks for a plain `dumps`/`dump` call: the class-level `dispatch_table` unless someone
 /// replaced it on `Pickler`.
-fn default_hooks<'py>(py: Python<'py>, lk: &Lookups) -> PyResult<Hooks<'py>> {
+fn default_hooks<'py>(py: Python<'py>, lk: &Known) -> PyResult<Hooks<'py>> {
     let table = py
         .get_type::<Pickler>()
         .getattr(pyo3::intern!(py, "dispatch_table"))?;
@@ -87,7 +87,7 @@ pub fn dumps<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let lk = lookups::get(py)?;
+    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let hooks = default_hooks(py, lk)?;
@@ -106,7 +106,7 @@ pub fn dump<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
-    let lk = lookups::get(py)?;
+    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let write = file_write(file)?;
@@ -148,7 +148,7 @@ pub struct Pickler {
 
 impl Pickler {
     /// The hooks this pickler's class and instance define.
-    fn hooks<'py>(slf: &Bound<'py, Self>, lk: &Lookups) -> PyResult<Hooks<'py>> {
+    fn hooks<'py>(slf: &Bound<'py, Self>, lk: &Known) -> PyResult<Hooks<'py>> {
         let py = slf.py();
         let base = py.get_type::<Pickler>();
         let cls = slf.get_type();
@@ -228,7 +228,7 @@ impl Pickler {
     /// Write a pickle of `obj` to the file.
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let lk = lookups::get(py)?;
+        let lk = known::get(py)?;
         let (write, proto, buffer_callback, memo, globals_ref) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
@@ -283,7 +283,7 @@ impl Pickler {
     /// cloudpickle's hook, consulted before the dispatch table: the by-value reduce value of
     /// a function or class that cannot be imported by the loader, else `NotImplemented`.
     /// Subclasses that override it can call it with `super().reducer_override(obj)`.
-    fn reducer_override<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
+    fn reducer_override(&self, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = obj.py();
         match crate::by_value::reducer_override(obj, self.globals_ref.bind(py))? {
             Some(rv) => Ok(rv.into_any().unbind()),
@@ -336,7 +336,7 @@ impl Pickler {
 
 /// Install the class-level dispatch mappings on `Pickler`.
 pub fn init_class(py: Python<'_>, cls: &Bound<'_, PyType>) -> PyResult<()> {
-    let lk = lookups::get(py)?;
+    let lk = known::get(py)?;
     cls.setattr("dispatch_table", lk.default_dispatch_table.bind(py))?;
     cls.setattr("dispatch", lk.default_dispatch_table.bind(py))?;
     cls.setattr("_dispatch_table", lk.dispatch_registry.bind(py))?;

@@ -1,21 +1,24 @@
-//! Code objects: `_code_reduce`. A code object is rebuilt from `CodeType`'s positional
-//! arguments, which differ between CPython versions, so the pickle carries the version that
-//! made it and `_make_code` refuses any other.
+//! Code objects: `_code_reduce`, the per-thread [`CodeInfo`] cache, and the bytecode walk
+//! that finds the global names a code object uses.
+//!
+//! A code object is rebuilt from `CodeType`'s positional arguments, which differ between
+//! CPython versions, so the pickle carries the version that made it and `_make_code` refuses
+//! any other.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyCode, PyDict, PyString, PyTuple};
 
-use crate::rebuild::{python_tag_str, wire};
+use crate::wire::{op, python_tag, wire};
 
 /// A new tuple with the same items: in the loading process these tuples are always new
 /// objects, so sharing them here would make memo hits (and bytes) depend on the sender.
-fn fresh_tuple<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn fresh_tuple(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     let tuple = value.cast_into::<PyTuple>()?;
     Ok(PyTuple::new(tuple.py(), tuple.iter())?.into_any())
 }
 
 /// A new str with the same text (what `"".join(s)` gives).
-fn fresh_str<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+fn fresh_str(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     let text = value.cast_into::<PyString>()?;
     Ok(PyString::new(text.py(), &text.to_cow()?).into_any())
 }
@@ -86,12 +89,12 @@ pub fn code_reduce<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple
         })
         .collect::<PyResult<Vec<_>>>()?;
     let args = PyTuple::new(py, args)?;
-    let make_code = wire(py)?.make_code.bind(py);
+    let make_code = wire(py)?.get(py, op::MAKE_CODE);
     PyTuple::new(
         py,
         [
             make_code.clone(),
-            PyTuple::new(py, [python_tag_str(py).clone().into_any(), args.into_any()])?.into_any(),
+            PyTuple::new(py, [python_tag(py)?.clone().into_any(), args.into_any()])?.into_any(),
         ],
     )
 }
@@ -143,14 +146,7 @@ fn read_code_info(code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
             code.getattr(pyo3::intern!(py, $name))?.unbind()
         };
     }
-    // SAFETY: PyWeakref_NewRef takes a borrowed object (code objects support weak
-    // references) and returns a new reference or null with an exception.
-    let weak = unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            pyo3::ffi::PyWeakref_NewRef(code.as_ptr(), std::ptr::null_mut()),
-        )?
-    };
+    let weak = crate::ffi::weakref_new(code)?;
     let name = attr!("co_name");
     let qualname = if cfg!(Py_3_11) {
         attr!("co_qualname")
@@ -163,7 +159,7 @@ fn read_code_info(code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
     let natural_doc = consts
         .get_item(0)
         .ok()
-        .filter(|c| c.is_instance_of::<PyString>())
+        .filter(pyo3::types::PyAnyMethods::is_instance_of::<PyString>)
         .map(Bound::unbind);
     Ok(CodeInfo {
         weak: weak.unbind(),
@@ -184,48 +180,20 @@ fn read_code_info(code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
         qualname,
         firstlineno: attr!("co_firstlineno"),
         natural_doc,
-        global_names: super::function::global_names(code)?
-            .into_iter()
-            .map(Bound::unbind)
-            .collect(),
+        global_names: global_names(code)?.into_iter().map(Bound::unbind).collect(),
     })
-}
-
-/// Whether the weak reference `weak` points at `obj` (false once its target is gone).
-fn weak_points_at(weak: &Py<PyAny>, obj: *mut pyo3::ffi::PyObject) -> bool {
-    #[cfg(Py_3_13)]
-    {
-        let mut target: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
-        // SAFETY: `weak` is a live weak reference; on success `target` is a new reference
-        // (or null once dead), released right away: only its address is compared.
-        unsafe {
-            if pyo3::ffi::PyWeakref_GetRef(weak.as_ptr(), &mut target) < 0 {
-                pyo3::ffi::PyErr_Clear();
-                return false;
-            }
-            let same = !target.is_null() && std::ptr::eq(target, obj);
-            pyo3::ffi::Py_XDECREF(target);
-            same
-        }
-    }
-    #[cfg(not(Py_3_13))]
-    {
-        // SAFETY: `weak` is a live weak reference; the result is borrowed (None once dead).
-        let target = unsafe { pyo3::ffi::PyWeakref_GetObject(weak.as_ptr()) };
-        std::ptr::eq(target, obj)
-    }
 }
 
 /// Whether `info` was made from `code`.
 fn describes(info: &CodeInfo, code: &Bound<'_, PyAny>) -> bool {
-    weak_points_at(&info.weak, code.as_ptr())
+    crate::ffi::weakref_points_at(info.weak.bind(code.py()), code)
 }
 
 /// Whether the code object `info` was made from is still alive.
 fn is_alive(info: &CodeInfo, py: Python<'_>) -> bool {
     // A dead weak reference points at None.
     let weak = info.weak.bind(py);
-    !weak.call0().map(|t| t.is_none()).unwrap_or(true)
+    !weak.call0().map_or(true, |t| t.is_none())
 }
 
 /// The [`CodeInfo`] of `code`, from this thread's cache or read now.
@@ -249,4 +217,79 @@ pub fn code_info(code: &Bound<'_, PyAny>) -> PyResult<std::rc::Rc<CodeInfo>> {
         cache.entries.insert(key, info.clone());
     });
     Ok(info)
+}
+
+// ---- the bytecode walk ---------------------------------------------------------------
+
+/// The global names `code` (and the code nested in it) reads, writes or deletes, in order of
+/// first use, as the code object's own `co_names` strings. Collected into `names` (a dict used
+/// as an ordered set).
+pub fn extract_code_globals<'py>(
+    code: &Bound<'py, PyAny>,
+    names: &Bound<'py, PyDict>,
+) -> PyResult<()> {
+    let py = code.py();
+    let ops = &crate::known::get(py)?.opcodes;
+    let co_names = code
+        .getattr(pyo3::intern!(py, "co_names"))?
+        .cast_into::<PyTuple>()?;
+    let co_code = code.getattr(pyo3::intern!(py, "co_code"))?;
+    let bytes = co_code.cast::<pyo3::types::PyBytes>()?.as_bytes();
+    let mut ext: usize = 0;
+    for unit in bytes.chunks_exact(2) {
+        let (op, arg) = (unit[0], usize::from(unit[1]));
+        if op == ops.extended_arg {
+            ext = (ext | arg) << 8;
+            continue;
+        }
+        let full = ext | arg;
+        ext = 0;
+        let index = if op == ops.load_global {
+            // 3.11+: the low bit of LOAD_GLOBAL's argument says "push NULL first".
+            if cfg!(Py_3_11) {
+                full >> 1
+            } else {
+                full
+            }
+        } else if op == ops.store_global || op == ops.delete_global {
+            full
+        } else {
+            continue;
+        };
+        if let Ok(name) = co_names.get_item(index) {
+            if !names.contains(&name)? {
+                names.set_item(name, py.None())?;
+            }
+        }
+    }
+    let consts = code
+        .getattr(pyo3::intern!(py, "co_consts"))?
+        .cast_into::<PyTuple>()?;
+    for constant in consts.iter() {
+        if constant.is_instance_of::<PyCode>() {
+            extract_code_globals(&constant, names)?;
+        }
+    }
+    Ok(())
+}
+
+/// `_extract_code_globals(code)`, exposed under cloudpickle's private name: the global
+/// names the code uses, as an insertion-ordered dict with None values.
+#[pyfunction]
+#[pyo3(name = "_extract_code_globals")]
+pub fn extract_code_globals_py<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let names = PyDict::new(code.py());
+    extract_code_globals(code, &names)?;
+    Ok(names)
+}
+
+/// The global names `code` uses, in order of first use.
+pub fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    let names = PyDict::new(code.py());
+    extract_code_globals(code, &names)?;
+    names
+        .keys()
+        .iter()
+        .map(|name| name.cast_into::<PyString>().map_err(PyErr::from))
+        .collect()
 }

@@ -6,87 +6,42 @@
 //! the normal path (a global by reference) proceed. The special reducers of cloudpickle's
 //! dispatch table (cells, code, modules, methods, ...) are in `reducers`.
 
-pub mod class;
+pub mod class_parts;
 pub mod code;
-pub mod function;
-pub mod lookup;
+pub mod decision;
+pub mod function_parts;
 pub mod reducers;
-pub mod tracker;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFunction, PyString, PyTuple, PyType};
 
-use crate::rebuild::wire;
-
-/// `types.X` for every class in the `types` module (`types.CodeType` -> "CodeType"): such
-/// classes have no importable name, so they are written as `_builtin_type("CodeType")`.
-static BUILTIN_TYPE_NAMES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-
-fn builtin_type_names(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
-    BUILTIN_TYPE_NAMES
-        .get_or_try_init(py, || {
-            let names = PyDict::new(py);
-            let type_type = py.get_type::<PyType>();
-            for (name, value) in py.import("types")?.dict().iter() {
-                if value.get_type().is(&type_type) {
-                    names.set_item(value, name)?;
-                }
-            }
-            Ok::<_, PyErr>(names.unbind())
-        })
-        .map(|d| d.bind(py))
-}
-
-/// The deallocator every class created by `type.__new__` has (CPython's `subtype_dealloc`),
-/// read off a class made for the purpose.
-static PYTHON_CLASS_DEALLOC: PyOnceLock<usize> = PyOnceLock::new();
+use crate::wire::{op, wire};
 
 /// Whether `cls` was created by a class statement (or `type(...)`, `types.new_class`, ...),
 /// as opposed to by C code: only those can be rebuilt from their namespace.
 fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
-    let py = cls.py();
-    let dealloc_of = |t: &Bound<'_, PyType>| -> usize {
-        // SAFETY: reading a slot of a live type object.
-        unsafe { (*t.as_type_ptr()).tp_dealloc.map_or(0, |f| f as usize) }
-    };
-    let expected = PYTHON_CLASS_DEALLOC.get_or_try_init(py, || -> PyResult<usize> {
-        let probe = py.get_type::<PyType>().call1((
-            "_skypickle_probe",
-            PyTuple::empty(py),
-            PyDict::new(py),
-        ))?;
-        Ok(dealloc_of(probe.cast::<PyType>()?))
-    })?;
-    Ok(dealloc_of(cls) == *expected)
-}
-
-static PROPERTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-/// `builtins.property`.
-pub fn property_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    PROPERTY.import(py, "builtins", "property")
+    Ok(crate::ffi::type_dealloc(cls) == crate::known::get(cls.py())?.python_class_dealloc)
 }
 
 /// A reduce value whose object is memoised before its state is saved and restored by
 /// `setter(obj, state)`: `(callable, args, state, None, None, setter)`. Functions, classes and
 /// cells all use it, so whatever their state refers to (the object itself included) is safe.
 pub fn reduce_with_state_setter<'py>(
-    callable: &Py<PyAny>,
+    callable: &Bound<'py, PyAny>,
     args: Bound<'py, PyAny>,
     state: Bound<'py, PyAny>,
-    setter: &Py<PyAny>,
+    setter: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let py = args.py();
     PyTuple::new(
         py,
         [
-            callable.bind(py).clone(),
+            callable.clone(),
             args,
             state,
             py.None().into_bound(py),
             py.None().into_bound(py),
-            setter.bind(py).clone(),
+            setter.clone(),
         ],
     )
 }
@@ -97,16 +52,16 @@ pub enum FunctionDecision<'py> {
     ByReference,
     /// A reduce value that rebuilds it (`functools.singledispatch` functions).
     Reduce(Bound<'py, PyTuple>),
-    /// By value, from its [`function::FunctionParts`].
+    /// By value, from its [`function_parts::FunctionParts`].
     ByValue,
 }
 
 /// The decision for an exact function (cloudpickle's `_function_reduce`).
-pub fn function_decision<'py>(func: &Bound<'py, PyAny>) -> PyResult<FunctionDecision<'py>> {
-    if lookup::should_pickle_by_reference(func)? {
+pub fn function_decision<'py>(func: &Bound<'py, PyFunction>) -> PyResult<FunctionDecision<'py>> {
+    if decision::should_pickle_by_reference(func.as_any())? {
         return Ok(FunctionDecision::ByReference);
     }
-    if let Some(rv) = singledispatch_reduce(func)? {
+    if let Some(rv) = singledispatch_reduce(func.as_any())? {
         return Ok(FunctionDecision::Reduce(rv));
     }
     Ok(FunctionDecision::ByValue)
@@ -117,14 +72,20 @@ pub fn reducer_override<'py>(
     obj: &Bound<'py, PyAny>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    if obj.is_instance_of::<PyType>() {
-        return class_reduce(obj, true);
+    if let Ok(cls) = obj.cast::<PyType>() {
+        return match class_decision(cls, true)? {
+            ClassDecision::ByReference => Ok(None),
+            ClassDecision::Reduce(rv) => Ok(Some(rv)),
+            ClassDecision::ByValue(parts) => parts.into_reduce_value().map(Some),
+        };
     }
-    if obj.is_exact_instance_of::<PyFunction>() {
-        return match function_decision(obj)? {
+    if let Ok(func) = obj.cast_exact::<PyFunction>() {
+        return match function_decision(func)? {
             FunctionDecision::ByReference => Ok(None),
             FunctionDecision::Reduce(rv) => Ok(Some(rv)),
-            FunctionDecision::ByValue => function::function_reduce(obj, globals_ref).map(Some),
+            FunctionDecision::ByValue => {
+                function_parts::function_reduce(func, globals_ref).map(Some)
+            }
         };
     }
     Ok(None)
@@ -164,7 +125,7 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
         }
     }
     let wrapped = attrs.get_item("__wrapped__")?.expect("checked above");
-    let make = wire(py)?.make_singledispatch.bind(py).clone();
+    let make = wire(py)?.get(py, op::MAKE_SINGLEDISPATCH).clone();
     Ok(Some(PyTuple::new(
         py,
         [
@@ -174,34 +135,47 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
     )?))
 }
 
-/// Classes: the `types` module's classes by name; classes the loader cannot import, by value.
+/// What to do with a class.
+pub enum ClassDecision<'py> {
+    /// Importable by the loader (or implemented in C, which `pickle`'s by-reference path
+    /// then reports): a global.
+    ByReference,
+    /// A reduce value that rebuilds it (the `types` module's classes, by name).
+    Reduce(Bound<'py, PyTuple>),
+    /// By value, from its parts.
+    ByValue(class_parts::ClassParts<'py>),
+}
+
+/// The decision for a class (cloudpickle's `_class_reduce`): the `types` module's classes by
+/// name; classes the loader cannot import, by value.
 ///
-/// `fresh_keys` copies the class-dict keys (see [`class::extract_class_dict`]): the save path,
-/// which writes names by their text, passes false.
-pub fn class_reduce<'py>(
-    obj: &Bound<'py, PyAny>,
+/// `fresh_keys` copies the class-dict keys (see [`class_parts::extract_class_dict`]): the save
+/// path, which writes names by their text, passes false.
+pub fn class_decision<'py>(
+    cls: &Bound<'py, PyType>,
     fresh_keys: bool,
-) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let py = obj.py();
-    if let Some(name) = builtin_type_names(py)?.get_item(obj)? {
+) -> PyResult<ClassDecision<'py>> {
+    let py = cls.py();
+    let known = crate::known::get(py)?;
+    if let Some(name) = known.builtin_type_names.bind(py).get_item(cls)? {
         let name = name.cast_into::<PyString>()?;
         // NoneType and friends keep `pickle`'s `type(None)` form (save_type).
-        if !matches!(
+        if matches!(
             &*name.to_cow()?,
             "NoneType" | "EllipsisType" | "NotImplementedType"
         ) {
-            let builtin_type = wire(py)?.builtin_type.bind(py).clone();
-            return Ok(Some(PyTuple::new(
-                py,
-                [builtin_type, PyTuple::new(py, [name])?.into_any()],
-            )?));
+            return Ok(ClassDecision::ByReference);
         }
-        return Ok(None);
+        let builtin_type = wire(py)?.get(py, op::BUILTIN_TYPE).clone();
+        return Ok(ClassDecision::Reduce(PyTuple::new(
+            py,
+            [builtin_type, PyTuple::new(py, [name])?.into_any()],
+        )?));
     }
     // A class implemented in C cannot be rebuilt from its namespace: instead of a pickle that
     // fails to load (cloudpickle's behaviour), let `pickle`'s by-reference path report it now.
-    if !is_python_class(obj.cast::<PyType>()?)? || lookup::should_pickle_by_reference(obj)? {
-        return Ok(None);
+    if !is_python_class(cls)? || decision::should_pickle_by_reference(cls.as_any())? {
+        return Ok(ClassDecision::ByReference);
     }
-    class::dynamic_class_reduce(obj, fresh_keys).map(Some)
+    class_parts::ClassParts::of(cls, fresh_keys).map(ClassDecision::ByValue)
 }

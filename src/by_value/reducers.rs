@@ -6,8 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyTuple};
 
 use super::code::code_reduce;
-use super::lookup::should_pickle_by_reference;
-use crate::rebuild::{cell_type, wire};
+use super::decision::should_pickle_by_reference;
+use crate::known::{self, ViewKind};
+use crate::wire::{op, wire};
 
 fn reduce_value<'py>(
     py: Python<'py>,
@@ -26,12 +27,12 @@ pub fn _cell_reduce<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let w = wire(py)?;
     match obj.getattr(pyo3::intern!(py, "cell_contents")) {
-        Err(_) => reduce_value(py, w.make_empty_cell.bind(py).clone(), vec![]),
+        Err(_) => reduce_value(py, w.get(py, op::MAKE_EMPTY_CELL).clone(), vec![]),
         Ok(contents) => super::reduce_with_state_setter(
-            &w.make_empty_cell,
+            w.get(py, op::MAKE_EMPTY_CELL),
             PyTuple::empty(py).into_any(),
             contents,
-            &w.cell_set,
+            w.get(py, op::CELL_SET),
         ),
     }
 }
@@ -51,7 +52,7 @@ pub fn _module_reduce<'py>(
     let w = wire(py)?;
     let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
     if should_pickle_by_reference(obj)? {
-        return reduce_value(py, w.subimport.bind(py).clone(), vec![name]);
+        return reduce_value(py, w.get(py, op::SUBIMPORT).clone(), vec![name]);
     }
     let vars = obj.cast::<PyModule>()?.dict().copy()?;
     if vars.contains(pyo3::intern!(py, "__builtins__"))? {
@@ -59,7 +60,7 @@ pub fn _module_reduce<'py>(
     }
     reduce_value(
         py,
-        w.dynamic_subimport.bind(py).clone(),
+        w.get(py, op::DYNAMIC_SUBIMPORT).clone(),
         vec![name, vars.into_any()],
     )
 }
@@ -98,7 +99,7 @@ pub fn _property_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let property = super::property_type(py)?.clone().into_any();
+    let property = known::get(py)?.property_type.bind(py).clone().into_any();
     reduce_value(
         py,
         property,
@@ -127,7 +128,7 @@ pub fn _getset_descriptor_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
+    let getattr = crate::known::get(py)?.getattr.bind(py).clone();
     reduce_value(
         py,
         getattr,
@@ -191,24 +192,24 @@ pub fn _typevar_reduce<'py>(
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
-    let found = super::lookup::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
+    let found = super::decision::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
     if let Some((module, _)) = &found {
-        if !super::lookup::is_registered_pickle_by_value(module)? {
-            let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
+        if !super::decision::is_registered_pickle_by_value(module)? {
+            let getattr = crate::known::get(py)?.getattr.bind(py).clone();
             return reduce_value(py, getattr, vec![module.clone(), name]);
         }
     }
     let w = wire(py)?;
     reduce_value(
         py,
-        w.make_typevar.bind(py).clone(),
+        w.get(py, op::MAKE_TYPEVAR).clone(),
         vec![
             name,
             obj.getattr(pyo3::intern!(py, "__bound__"))?,
             obj.getattr(pyo3::intern!(py, "__constraints__"))?,
             obj.getattr(pyo3::intern!(py, "__covariant__"))?,
             obj.getattr(pyo3::intern!(py, "__contravariant__"))?,
-            super::tracker::get_or_create_tracker_id(obj)?,
+            crate::class_tracker::get_or_create_tracker_id(obj)?,
         ],
     )
 }
@@ -223,7 +224,7 @@ pub fn _dataclass_field_base_reduce<'py>(
     let w = wire(py)?;
     reduce_value(
         py,
-        w.get_dataclass_field_type_sentinel.bind(py).clone(),
+        w.get(py, op::GET_DATACLASS_FIELD_TYPE_SENTINEL).clone(),
         vec![obj.getattr(pyo3::intern!(py, "name"))?],
     )
 }
@@ -232,7 +233,7 @@ pub fn _dataclass_field_base_reduce<'py>(
 fn view_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
-    rebuild: &Py<PyAny>,
+    rebuild: &Bound<'py, PyAny>,
     as_dict: bool,
     ordered: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
@@ -250,14 +251,8 @@ fn view_reduce<'py>(
     if ordered {
         args.push(pyo3::types::PyBool::new(py, true).to_owned().into_any());
     }
-    reduce_value(py, rebuild.bind(py).clone(), args)
+    reduce_value(py, rebuild.clone(), args)
 }
-
-/// A dict view type with (rebuilder: 0 keys / 1 values / 2 items, is-items, is-ordered).
-type ViewKind = (Py<PyAny>, u8, bool, bool);
-
-/// The six view types.
-static VIEW_TYPES: pyo3::sync::PyOnceLock<Vec<ViewKind>> = pyo3::sync::PyOnceLock::new();
 
 /// Dict views (plain and `OrderedDict`, keys/values/items), by their exact type.
 #[pyfunction]
@@ -265,36 +260,23 @@ pub fn _dict_view_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let kinds = VIEW_TYPES.get_or_try_init(py, || -> PyResult<_> {
-        let plain = PyDict::new(py);
-        let ordered = py.import("collections")?.getattr("OrderedDict")?.call0()?;
-        let mut kinds = Vec::new();
-        for (dict, is_ordered) in [(plain.into_any(), false), (ordered, true)] {
-            for (method, which, is_items) in [
-                ("keys", 0u8, false),
-                ("values", 1, false),
-                ("items", 2, true),
-            ] {
-                let view_type = dict.call_method0(method)?.get_type().into_any().unbind();
-                kinds.push((view_type, which, is_items, is_ordered));
-            }
-        }
-        Ok(kinds)
-    })?;
     let tp = obj.get_type();
-    let Some((_, which, is_items, is_ordered)) = kinds.iter().find(|(t, ..)| tp.is(t)) else {
+    let views = &known::get(py)?.dict_views;
+    let Some(view) = views.iter().find(|v| tp.is(&v.view_type)) else {
         return Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "_dict_view_reduce() takes a dict view, not {}",
             tp.name()?
         )));
     };
-    let w = wire(py)?;
-    let rebuild = match which {
-        0 => &w.make_dict_keys,
-        1 => &w.make_dict_values,
-        _ => &w.make_dict_items,
-    };
-    view_reduce(py, obj, rebuild, *is_items, *is_ordered)
+    let rebuild = wire(py)?.get(
+        py,
+        match view.kind {
+            ViewKind::Keys => op::MAKE_DICT_KEYS,
+            ViewKind::Values => op::MAKE_DICT_VALUES,
+            ViewKind::Items => op::MAKE_DICT_ITEMS,
+        },
+    );
+    view_reduce(py, obj, rebuild, view.kind == ViewKind::Items, view.ordered)
 }
 
 /// Text files opened for reading: their whole content as an `io.StringIO` at the same
@@ -311,7 +293,7 @@ pub fn _file_reduce<'py>(
         ));
     };
     let sys = py.import("sys")?;
-    let getattr = crate::lookups::get(py)?.getattr.bind(py).clone();
+    let getattr = crate::known::get(py)?.getattr.bind(py).clone();
     for stream in ["stdout", "stderr"] {
         if obj.is(sys.getattr(stream)?) {
             return reduce_value(
@@ -367,7 +349,7 @@ pub fn _file_reduce<'py>(
     copy.setattr("name", name)?;
     reduce_value(
         py,
-        wire(py)?.file_reconstructor.bind(py).clone(),
+        wire(py)?.get(py, op::FILE_RECONSTRUCTOR).clone(),
         vec![copy],
     )
 }
@@ -379,13 +361,13 @@ pub fn _lru_cache_reduce<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if super::lookup::lookup_module_and_qualname(obj)?.is_some() {
+    if super::decision::lookup_module_and_qualname(obj)?.is_some() {
         return obj.call_method0("__reduce__");
     }
     let params = obj.call_method0("cache_parameters")?;
     Ok(reduce_value(
         py,
-        wire(py)?.make_lru_cache.bind(py).clone(),
+        wire(py)?.get(py, op::MAKE_LRU_CACHE).clone(),
         vec![
             obj.getattr(pyo3::intern!(py, "__wrapped__"))?,
             params.get_item("maxsize")?,
@@ -404,7 +386,7 @@ pub fn _cached_property_reduce<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     reduce_value(
         py,
-        wire(py)?.make_cached_property.bind(py).clone(),
+        wire(py)?.get(py, op::MAKE_CACHED_PROPERTY).clone(),
         vec![
             obj.getattr(pyo3::intern!(py, "func"))?,
             obj.getattr(pyo3::intern!(py, "attrname"))?,
@@ -416,6 +398,7 @@ pub fn _cached_property_reduce<'py>(
 /// Register the reducers in `registry` (`Pickler._dispatch_table`) under their exact types.
 pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = m.py();
+    let known = known::get(py)?;
     let types = py.import("types")?;
     let builtins = py.import("builtins")?;
     let logging = py.import("logging")?;
@@ -435,7 +418,7 @@ pub fn install(m: &Bound<'_, PyModule>, registry: &Bound<'_, PyDict>) -> PyResul
     let odict_values = ordered.call_method0("values")?.get_type().into_any();
     let odict_items = ordered.call_method0("items")?.get_type().into_any();
     let entries: Vec<(Bound<'_, PyAny>, &str)> = vec![
-        (cell_type(py)?.clone().into_any(), "_cell_reduce"),
+        (known.cell_type.bind(py).clone().into_any(), "_cell_reduce"),
         (
             types.getattr(pyo3::intern!(py, "CodeType"))?,
             "_code_reduce",

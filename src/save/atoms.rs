@@ -1,44 +1,10 @@
 //! Atoms: None, bool, int, float, str and bytes (`save_none` ... `save_unicode` in `_pickle.c`).
 
 use pyo3::exceptions::PyOverflowError;
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
 use super::Dumper;
-
-unsafe extern "C" {
-    // Exported by CPython 3.9–3.13 (non-limited API); pyo3-ffi does not bind it.
-    fn _PyLong_NumBits(v: *mut ffi::PyObject) -> usize;
-}
-
-/// `_PyLong_AsByteArray(v, bytes, n, little_endian=1, is_signed=1)`; 3.13 added a sixth
-/// argument (raise on overflow, which we want).
-///
-/// # Safety
-/// `v` must be an int and `out` large enough for its signed little-endian form.
-unsafe fn long_as_byte_array(v: *mut ffi::PyObject, out: &mut [u8]) -> std::ffi::c_int {
-    #[cfg(Py_3_13)]
-    {
-        unsafe extern "C" {
-            fn _PyLong_AsByteArray(
-                v: *mut ffi::PyObject,
-                bytes: *mut u8,
-                n: usize,
-                little_endian: std::ffi::c_int,
-                is_signed: std::ffi::c_int,
-                with_exceptions: std::ffi::c_int,
-            ) -> std::ffi::c_int;
-        }
-        // SAFETY: forwarded from the caller.
-        unsafe { _PyLong_AsByteArray(v, out.as_mut_ptr(), out.len(), 1, 1, 1) }
-    }
-    #[cfg(not(Py_3_13))]
-    {
-        // SAFETY: forwarded from the caller.
-        unsafe { ffi::_PyLong_AsByteArray(v.cast(), out.as_mut_ptr(), out.len(), 1, 1) }
-    }
-}
 use crate::errors::SaveResult;
 use crate::writer::encode::{self, TooLarge};
 use crate::writer::opcodes::*;
@@ -53,16 +19,8 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    pub(super) fn save_long(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        let mut overflow: std::ffi::c_int = 0;
-        // SAFETY: `obj` is an exact int; the call only reads it.
-        let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
-        if overflow == 0 {
-            if value == -1 {
-                if let Some(err) = PyErr::take(self.py) {
-                    return Err(err.into());
-                }
-            }
+    pub(super) fn save_long(&mut self, obj: &Bound<'py, PyInt>) -> SaveResult {
+        if let Some(value) = crate::ffi::int_as_i64(obj)? {
             if let Ok(small) = i32::try_from(value) {
                 return if self.bin {
                     self.write_small(encode::binint(small))
@@ -88,24 +46,11 @@ impl<'py> Dumper<'py> {
     /// An int beyond 64 bits, protocol 2+: LONG1/LONG4 with its two's-complement bytes
     /// (`pickle.encode_long`).
     #[cold]
-    fn save_big_long(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        // SAFETY: `obj` is an exact int.
-        let nbits = unsafe { _PyLong_NumBits(obj.as_ptr()) };
-        if nbits == usize::MAX {
-            return Err(PyErr::fetch(self.py).into());
-        }
-        let nbytes = (nbits >> 3) + 1;
-        if nbytes > 0x7fff_ffff {
-            return Err(PyOverflowError::new_err("int too large to pickle").into());
-        }
-        let mut raw = vec![0u8; nbytes];
-        // SAFETY: `raw` has room for `nbytes` bytes, enough for the signed value.
-        let status = unsafe { long_as_byte_array(obj.as_ptr(), &mut raw) };
-        if status < 0 {
-            return Err(PyErr::fetch(self.py).into());
-        }
-        let negative = raw[nbytes - 1] & 0x80 != 0;
-        let mut n = nbytes;
+    fn save_big_long(&mut self, obj: &Bound<'py, PyInt>) -> SaveResult {
+        let raw = crate::ffi::int_to_signed_le_bytes(obj)?;
+        let mut n = raw.len();
+        // `raw` has at least one byte (one more than the bit length needs).
+        let negative = raw.last().is_some_and(|b| b & 0x80 != 0);
         // A negative value may need one byte fewer: drop a 0xff whose successor has its sign bit.
         if negative && n > 1 && raw[n - 1] == 0xff && raw[n - 2] & 0x80 != 0 {
             n -= 1;
@@ -114,9 +59,8 @@ impl<'py> Dumper<'py> {
         self.write(&raw[..n])
     }
 
-    pub(super) fn save_float(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        // SAFETY: dispatch guarantees an exact float.
-        let value = unsafe { obj.cast_unchecked::<PyFloat>() }.value();
+    pub(super) fn save_float(&mut self, obj: &Bound<'py, PyFloat>) -> SaveResult {
+        let value = obj.value();
         if self.bin {
             self.write_small(encode::binfloat(value))
         } else {
@@ -127,32 +71,18 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    pub(super) fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_str(&mut self, obj: &Bound<'py, PyString>) -> SaveResult {
         if !self.bin {
-            return self.save_str_text(obj);
+            return self.save_str_text(obj.as_any());
         }
-        let mut size: ffi::Py_ssize_t = 0;
-        // SAFETY: `obj` is an exact str; the UTF-8 buffer is cached inside it and stays valid
-        // while `obj` lives (we hold it for the whole call).
-        let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(obj.as_ptr(), &mut size) };
-        if data.is_null() {
-            // Lone surrogates: not UTF-8; pickle writes them with surrogatepass.
-            let _ = PyErr::take(self.py);
-            let encoded = obj.call_method1(
-                pyo3::intern!(self.py, "encode"),
-                (
-                    pyo3::intern!(self.py, "utf-8"),
-                    pyo3::intern!(self.py, "surrogatepass"),
-                ),
-            )?;
-            let bytes = encoded.cast::<PyBytes>()?.as_bytes();
-            self.write_str_payload(bytes, Some(&encoded))?;
-        } else {
-            // SAFETY: CPython returned a buffer of `size` bytes owned by `obj`.
-            let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+        if let Some(bytes) = crate::ffi::str_utf8(obj) {
             self.write_str_payload(bytes, None)?;
+        } else {
+            // Lone surrogates: not UTF-8; pickle writes them with surrogatepass.
+            let encoded = crate::ffi::str_encode_surrogatepass(obj)?;
+            self.write_str_payload(encoded.as_bytes(), Some(encoded.as_any()))?;
         }
-        self.memo_put(obj)
+        self.memo_put(obj.as_any())
     }
 
     pub(super) fn write_str_payload(
@@ -192,10 +122,9 @@ impl<'py> Dumper<'py> {
         self.memo_put(obj)
     }
 
-    pub(super) fn save_bytes(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_bytes(&mut self, bytes: &Bound<'py, PyBytes>) -> SaveResult {
         let py = self.py;
-        // SAFETY: dispatch guarantees an exact bytes object.
-        let bytes = unsafe { obj.cast_unchecked::<PyBytes>() };
+        let obj = bytes.as_any();
         if self.proto < 3 {
             // No bytes opcode: reduce to `_codecs.encode(latin-1 text, "latin1")`, or `bytes()`.
             let (callable, args) = if bytes.as_bytes().is_empty() {

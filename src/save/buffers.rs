@@ -7,19 +7,14 @@ use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 use super::Dumper;
 use crate::errors::{pickling_error, SaveResult};
+use crate::ffi::raw::PyPickleBuffer_GetBuffer;
 use crate::writer::encode;
 use crate::writer::opcodes::*;
 
-unsafe extern "C" {
-    // Public C API since 3.8; pyo3-ffi has no binding for it.
-    fn PyPickleBuffer_GetBuffer(picklebuf: *mut ffi::PyObject) -> *const ffi::Py_buffer;
-}
-
 impl<'py> Dumper<'py> {
-    pub(super) fn save_bytearray(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_bytearray(&mut self, array: &Bound<'py, PyByteArray>) -> SaveResult {
         let py = self.py;
-        // SAFETY: dispatch guarantees an exact bytearray.
-        let array = unsafe { obj.cast_unchecked::<PyByteArray>() };
+        let obj = array.as_any();
         if self.proto < 5 {
             let args = if array.is_empty() {
                 PyTuple::empty(py)

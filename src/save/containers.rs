@@ -12,57 +12,18 @@ use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyTuple};
 
 use super::Dumper;
 use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::ffi::{dict_next, iter_next, list_item};
 use crate::writer::opcodes::*;
 
-/// The next (key, value) of an exact dict, as owned references.
-fn dict_next<'py>(
-    dict: &Bound<'py, PyDict>,
-    pos: &mut ffi::Py_ssize_t,
-) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let mut key = std::ptr::null_mut();
-    let mut value = std::ptr::null_mut();
-    // SAFETY: `dict` is a live dict; PyDict_Next bounds-checks `pos` against the current
-    // table, and returns borrowed references that we immediately own (incref).
-    unsafe {
-        if ffi::PyDict_Next(dict.as_ptr(), pos, &mut key, &mut value) == 0 {
-            return None;
-        }
-        let py = dict.py();
-        Some((
-            Bound::from_borrowed_ptr(py, key),
-            Bound::from_borrowed_ptr(py, value),
-        ))
-    }
-}
-
-/// Item `i` of an exact list, or `None` past its current end (the list may shrink while
-/// its items are being saved).
-#[inline]
-fn list_item<'py>(list: &Bound<'py, PyList>, i: usize) -> Option<Bound<'py, PyAny>> {
-    // SAFETY: `list` is a live exact list; the index is checked against its current size
-    // before the borrowed item is read, and the item is owned (incref) immediately.
-    unsafe {
-        let ptr = list.as_ptr();
-        if i >= ffi::PyList_GET_SIZE(ptr) as usize {
-            return None;
-        }
-        Some(Bound::from_borrowed_ptr(
-            list.py(),
-            ffi::PyList_GET_ITEM(ptr, i as ffi::Py_ssize_t),
-        ))
-    }
-}
-
 impl<'py> Dumper<'py> {
-    pub(super) fn save_list(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_list(&mut self, list: &Bound<'py, PyList>) -> SaveResult {
+        let obj = list.as_any();
         if self.bin {
             self.write(&[EMPTY_LIST])?;
         } else {
             self.write(&[MARK, LIST])?;
         }
         self.memo_put(obj)?;
-        // SAFETY: dispatch guarantees an exact list.
-        let list = unsafe { obj.cast_unchecked::<PyList>() };
         if list.is_empty() {
             return Ok(());
         }
@@ -101,18 +62,7 @@ impl<'py> Dumper<'py> {
 
     /// Items from an iterator (a reduce value's listitems, or a list walked generically).
     pub(super) fn batch_list(&mut self, iter: &Bound<'py, PyAny>) -> SaveResult {
-        let next = || -> PyResult<Option<Bound<'py, PyAny>>> {
-            // SAFETY: `iter` passed PyIter_Check; PyIter_Next returns a new reference or null.
-            let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
-            if item.is_null() {
-                return match PyErr::take(iter.py()) {
-                    Some(e) => Err(e),
-                    None => Ok(None),
-                };
-            }
-            // SAFETY: a new reference, owned from here on.
-            Ok(Some(unsafe { Bound::from_owned_ptr(iter.py(), item) }))
-        };
+        let next = || iter_next(iter);
         let mut index = 0usize;
         if self.proto == 0 {
             while let Some(item) = next()? {
@@ -149,15 +99,14 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    pub(super) fn save_dict(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_dict(&mut self, dict: &Bound<'py, PyDict>) -> SaveResult {
+        let obj = dict.as_any();
         if self.bin {
             self.write(&[EMPTY_DICT])?;
         } else {
             self.write(&[MARK, DICT])?;
         }
         self.memo_put(obj)?;
-        // SAFETY: dispatch guarantees an exact dict.
-        let dict = unsafe { obj.cast_unchecked::<PyDict>() };
         if dict.is_empty() {
             return Ok(());
         }
@@ -210,16 +159,9 @@ impl<'py> Dumper<'py> {
     /// (key, value) pairs from an iterator: a reduce value's dictitems, or `dict.items()`.
     pub(super) fn batch_dict(&mut self, iter: &Bound<'py, PyAny>) -> SaveResult {
         let next = || -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
-            // SAFETY: `iter` is an iterator; PyIter_Next returns a new reference or null.
-            let item = unsafe { ffi::PyIter_Next(iter.as_ptr()) };
-            if item.is_null() {
-                return match PyErr::take(iter.py()) {
-                    Some(e) => Err(e),
-                    None => Ok(None),
-                };
-            }
-            // SAFETY: a new reference, owned from here on.
-            let item = unsafe { Bound::from_owned_ptr(iter.py(), item) };
+            let Some(item) = iter_next(iter)? else {
+                return Ok(None);
+            };
             match item.cast::<PyTuple>() {
                 Ok(pair) if pair.len() == 2 => Ok(Some((pair.get_item(0)?, pair.get_item(1)?))),
                 _ => Err(PyTypeError::new_err(
@@ -259,9 +201,8 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    pub(super) fn save_tuple(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        // SAFETY: dispatch guarantees an exact tuple.
-        let tuple = unsafe { obj.cast_unchecked::<PyTuple>() };
+    pub(super) fn save_tuple(&mut self, tuple: &Bound<'py, PyTuple>) -> SaveResult {
+        let obj = tuple.as_any();
         let len = tuple.len();
         if len == 0 {
             return if self.proto >= 1 {
@@ -301,8 +242,9 @@ impl<'py> Dumper<'py> {
         self.memo_put(obj)
     }
 
-    pub(super) fn save_set(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_set(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
         let py = self.py;
+        let obj = set.as_any();
         if self.proto < 4 {
             let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
             let args = PyTuple::new(py, [items])?;
@@ -344,8 +286,9 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    pub(super) fn save_frozenset(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_frozenset(&mut self, set: &Bound<'py, PyFrozenSet>) -> SaveResult {
         let py = self.py;
+        let obj = set.as_any();
         if self.proto < 4 {
             let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
             let args = PyTuple::new(py, [items])?;

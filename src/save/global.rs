@@ -1,97 +1,16 @@
 //! Globals by reference: `save_global` (STACK_GLOBAL, GLOBAL, the `getattr` reduction for
-//! nested names below protocol 4, EXT codes), `save_type` and `whichmodule`, with `pickle`'s
+//! nested names below protocol 4, EXT codes) and `save_type`, with `pickle`'s
 //! checks and messages.
 
 use pyo3::exceptions::PyAttributeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyString, PyTuple};
 
 use super::Dumper;
 use crate::errors::{pickling_error, SaveResult};
+use crate::modules::{import_module, is_local, resolve, split_dotted, whichmodule, Scan};
 use crate::writer::encode;
 use crate::writer::opcodes::*;
-
-/// `getattr` along a dotted path; returns the object and its parent.
-fn get_deep_attribute<'py>(
-    root: &Bound<'py, PyAny>,
-    path: &[Bound<'py, PyString>],
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let mut parent = root.clone();
-    let mut current = root.clone();
-    for name in path {
-        parent = current;
-        current = parent.getattr(name)?;
-    }
-    Ok((current, parent))
-}
-
-/// The module `name`: from `sys.modules` when it is there (a dict lookup), else imported the
-/// way `pickle` does (`PyImport_Import`, about 20 times slower even for a loaded module).
-fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = name.py();
-    if let Some(module) = crate::by_value::lookup::loaded_module(name)? {
-        return Ok(module);
-    }
-    // SAFETY: PyImport_Import takes a borrowed name and returns a new reference or null.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyImport_Import(name.as_ptr())) }
-}
-
-/// skypickle's own reconstructors, by address: written by name without `pickle`'s checks
-/// (import, lookup, identity), which they pass by construction. Holds the very
-/// `__module__`/`__qualname__` objects the general path would write, so the bytes and memo
-/// hits are the same.
-static KNOWN_GLOBALS: pyo3::sync::PyOnceLock<Vec<KnownGlobal>> = pyo3::sync::PyOnceLock::new();
-
-/// (address, `__module__`, `__qualname__`) of one reconstructor.
-type KnownGlobal = (usize, Py<PyAny>, Py<PyAny>);
-
-fn known_globals(py: Python<'_>) -> Option<&'static Vec<KnownGlobal>> {
-    KNOWN_GLOBALS
-        .get_or_try_init(py, || -> PyResult<_> {
-            let module = py.import("skypickle._skypickle")?;
-            let mut table = Vec::new();
-            // WIRE_NAMES first, so an entry's index is its `_reconstruct` op; then
-            // `_reconstruct` itself.
-            let names = crate::rebuild::WIRE_NAMES
-                .iter()
-                .chain([&crate::rebuild::RECONSTRUCT_NAME]);
-            for name in names {
-                let f = module.getattr(*name)?;
-                table.push((
-                    f.as_ptr() as usize,
-                    f.getattr("__module__")?.unbind(),
-                    f.getattr("__qualname__")?.unbind(),
-                ));
-                // Keep the object alive for the table's address to stay meaningful.
-                std::mem::forget(f);
-            }
-            Ok(table)
-        })
-        .ok()
-}
-
-fn known_global<'py>(obj: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyString>)> {
-    let py = obj.py();
-    let key = obj.as_ptr() as usize;
-    known_globals(py)?
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .and_then(|(_, m, n)| {
-            let name = n.bind(py).clone().cast_into::<PyString>().ok()?;
-            Some((m.bind(py).clone(), name))
-        })
-}
-
-/// The `_reconstruct` op of a skypickle reconstructor, or None for any other object.
-pub(crate) fn wire_op(obj: &Bound<'_, PyAny>) -> Option<u8> {
-    let key = obj.as_ptr() as usize;
-    let table = known_globals(obj.py())?;
-    let index = table[..crate::rebuild::WIRE_NAMES.len()]
-        .iter()
-        .position(|(k, _, _)| *k == key)?;
-    u8::try_from(index).ok()
-}
 
 impl<'py> Dumper<'py> {
     /// Classes: `type(None)`, `type(...)` and `type(NotImplemented)` are not attributes of any
@@ -135,29 +54,21 @@ impl<'py> Dumper<'py> {
             },
         };
         let global_name = global_name.cast_into::<PyString>().map_err(PyErr::from)?;
-        let dotted: Vec<Bound<'py, PyString>> = if global_name.to_cow()?.contains('.') {
-            global_name
-                .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
-                .cast_into::<PyList>()
-                .map_err(PyErr::from)?
-                .iter()
-                .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
-                .collect::<PyResult<_>>()?
-        } else {
-            vec![global_name.clone()]
-        };
-        for part in &dotted {
-            if part.to_cow()? == "<locals>" {
-                // CPython's wording changed in 3.13.
-                let verb = if cfg!(Py_3_13) { "get" } else { "pickle" };
-                return Err(PyAttributeError::new_err(format!(
-                    "Can't {verb} local object {}",
-                    global_name.repr()?
-                ))
-                .into());
-            }
+        let dotted = split_dotted(&global_name)?;
+        if is_local(&dotted)? {
+            // CPython's wording changed in 3.13.
+            let verb = if cfg!(Py_3_13) { "get" } else { "pickle" };
+            return Err(PyAttributeError::new_err(format!(
+                "Can't {verb} local object {}",
+                global_name.repr()?
+            ))
+            .into());
         }
-        let module_name = self.whichmodule(obj, &dotted)?;
+        // pickle's whichmodule: no module has it means `__main__`.
+        let module_name = match whichmodule(obj, &dotted, Scan::Pickle)? {
+            Some(name) => name,
+            None => pyo3::intern!(py, "__main__").clone().into_any(),
+        };
         let Ok(module) = import_module(&module_name) else {
             return Err(pickling_error(
                 py,
@@ -169,7 +80,7 @@ impl<'py> Dumper<'py> {
             )
             .into());
         };
-        let Ok((found, parent)) = get_deep_attribute(&module, &dotted) else {
+        let Ok((found, parent)) = resolve(&module, &dotted) else {
             return Err(pickling_error(
                 py,
                 format!(
@@ -221,7 +132,7 @@ impl<'py> Dumper<'py> {
         if self.proto >= 2 && !self.lk.extension_registry.bind(py).is_empty() {
             return Ok(false);
         }
-        let Some((module_name, global_name)) = known_global(obj) else {
+        let Some((module_name, global_name)) = crate::wire::wire(py)?.as_global(obj) else {
             return Ok(false);
         };
         if self.proto >= 4 {
@@ -384,39 +295,5 @@ impl<'py> Dumper<'py> {
         line.extend_from_slice(&name_bytes);
         line.push(b'\n');
         self.write(&line)
-    }
-
-    /// The module a global lives in: its `__module__`, else the first module in `sys.modules`
-    /// that has it at `dotted`, else `__main__` (pickle's `whichmodule`).
-    fn whichmodule(
-        &self,
-        obj: &Bound<'py, PyAny>,
-        dotted: &[Bound<'py, PyString>],
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.py;
-        if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
-            if !module_name.is_none() {
-                return Ok(module_name);
-            }
-        }
-        let modules = py.import("sys")?.getattr("modules")?;
-        let snapshot = modules.cast::<PyDict>().map_err(PyErr::from)?.copy()?;
-        for (name, module) in snapshot.iter() {
-            if module.is_none() {
-                continue;
-            }
-            if let Ok(text) = name.cast::<PyString>() {
-                let text = text.to_cow()?;
-                if text == "__main__" || text == "__mp_main__" {
-                    continue;
-                }
-            }
-            if let Ok((found, _)) = get_deep_attribute(&module, dotted) {
-                if found.is(obj) {
-                    return Ok(name);
-                }
-            }
-        }
-        Ok(pyo3::intern!(py, "__main__").clone().into_any())
     }
 }

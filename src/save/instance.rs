@@ -18,7 +18,6 @@
 //! Per instance, the instance `__dict__` must not shadow `__reduce_ex__`, `__reduce__` or
 //! `__getstate__` (attribute lookup would find those first).
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
@@ -79,18 +78,8 @@ impl PlainClasses {
 /// Step 1: the static conditions on the class.
 fn statically_plain(tp: &Bound<'_, PyType>) -> PyResult<bool> {
     let py = tp.py();
-    let raw = tp.as_type_ptr();
-    // SAFETY: `tp` is a live type object; we read plain fields of its PyTypeObject.
-    let (metatype_is_type, generic_getattr, itemsize) = unsafe {
-        (
-            ffi::Py_TYPE(raw.cast()) == std::ptr::addr_of_mut!(ffi::PyType_Type),
-            (*raw).tp_getattro.is_some_and(|f| {
-                std::ptr::fn_addr_eq(f, ffi::PyObject_GenericGetAttr as ffi::getattrofunc)
-            }),
-            (*raw).tp_itemsize,
-        )
-    };
-    if !metatype_is_type || !generic_getattr || itemsize != 0 {
+    let layout = crate::ffi::type_layout(tp);
+    if !layout.metatype_is_type || !layout.generic_getattr || layout.variable_size {
         return Ok(false);
     }
     let object = py.get_type::<pyo3::types::PyAny>();
@@ -101,13 +90,10 @@ fn statically_plain(tp: &Bound<'_, PyType>) -> PyResult<bool> {
             continue;
         }
         let base = base.cast::<PyType>()?;
-        // SAFETY: reading the flags of a live type object.
-        let heap =
-            unsafe { ffi::PyType_GetFlags(base.as_type_ptr()) } & ffi::Py_TPFLAGS_HEAPTYPE != 0;
-        if !heap {
+        if !crate::ffi::type_layout(base).heap {
             return Ok(false);
         }
-        let namespace = crate::by_value::class::namespace_of(base.as_any())?;
+        let namespace = crate::by_value::class_parts::namespace_of(base.as_any())?;
         let namespace = namespace.cast::<PyDict>()?;
         for name in hook_names(py) {
             if namespace.get_item(name)?.is_some() {
@@ -122,14 +108,9 @@ impl<'py> Dumper<'py> {
     /// The instance `__dict__` when `obj` may take the fast path, else `None`.
     fn plain_state(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let py = self.py;
-        // SAFETY: generic attribute lookup is guaranteed by the class check; this returns a
-        // new reference to the (possibly just materialised) instance dict, or null on error.
-        let dict = unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
-            )?
-        };
+        // Generic attribute lookup is guaranteed by the class check: the instance dict,
+        // materialised if need be.
+        let dict = crate::ffi::generic_dict(obj)?;
         let Ok(dict) = dict.cast_into_exact::<PyDict>() else {
             return Ok(None);
         };

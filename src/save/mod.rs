@@ -12,19 +12,23 @@
 
 mod atoms;
 mod buffers;
-mod class;
+mod by_value_class;
+mod by_value_function;
 mod containers;
-mod function;
 mod global;
 mod instance;
 mod reduce;
 
 use pyo3::exceptions::{PyKeyError, PyRecursionError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PySet, PyString,
+    PyTuple, PyType,
+};
 
+use crate::by_value::ClassDecision;
 use crate::errors::{pickling_error, AtPath, PathSegment, SaveResult};
-use crate::lookups::Lookups;
+use crate::known::Known;
 use crate::memo::Memo;
 use crate::output::PyBytesBuffer;
 use crate::writer::encode;
@@ -53,7 +57,7 @@ pub struct Hooks<'py> {
 /// The state of one dump.
 pub struct Dumper<'py> {
     pub py: Python<'py>,
-    pub lk: &'static Lookups,
+    pub lk: &'static Known,
     /// The normalised protocol, 0..=5.
     pub proto: u8,
     /// Binary protocol (1+).
@@ -70,21 +74,20 @@ pub struct Dumper<'py> {
     depth: usize,
     max_depth: usize,
     plain_classes: instance::PlainClasses,
-    by_value: function::ByValueCache,
+    by_value: by_value_function::ByValueCache,
 }
 
 impl<'py> Dumper<'py> {
     pub fn new(
         py: Python<'py>,
-        lk: &'static Lookups,
+        lk: &'static Known,
         proto: u8,
         memo: Memo<'py>,
         hooks: Hooks<'py>,
         buffer_callback: Option<Bound<'py, PyAny>>,
         file_write: Option<Bound<'py, PyAny>>,
     ) -> Self {
-        // SAFETY: reads an interpreter setting; the interpreter is attached ('py).
-        let limit = unsafe { pyo3::ffi::Py_GetRecursionLimit() };
+        let limit = crate::ffi::recursion_limit(py);
         Dumper {
             py,
             lk,
@@ -98,7 +101,7 @@ impl<'py> Dumper<'py> {
             globals_ref: PyDict::new(py),
             depth: 0,
             plain_classes: instance::PlainClasses::default(),
-            by_value: function::ByValueCache::default(),
+            by_value: by_value_function::ByValueCache::default(),
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
@@ -239,20 +242,21 @@ impl<'py> Dumper<'py> {
         if tp == types.bool {
             return self.save_bool(obj);
         }
-        if tp == types.int {
-            return self.save_long(obj);
+        // Each exact type is cast once, here, and its save_* takes the typed reference.
+        if let Ok(int) = obj.cast_exact::<PyInt>() {
+            return self.save_long(int);
         }
-        if tp == types.float {
-            return self.save_float(obj);
+        if let Ok(float) = obj.cast_exact::<PyFloat>() {
+            return self.save_float(float);
         }
         if let Some(idx) = self.memo.get(obj) {
             return self.memo_get(idx);
         }
-        if tp == types.str {
-            return self.save_str(obj);
+        if let Ok(text) = obj.cast_exact::<PyString>() {
+            return self.save_str(text);
         }
-        if tp == types.bytes {
-            return self.save_bytes(obj);
+        if let Ok(bytes) = obj.cast_exact::<PyBytes>() {
+            return self.save_bytes(bytes);
         }
         // Depth is counted only for objects that can contain others (as CPython does).
         if self.depth >= self.max_depth {
@@ -271,23 +275,23 @@ impl<'py> Dumper<'py> {
 
     fn save_compound(&mut self, obj: &Bound<'py, PyAny>, tp: usize) -> SaveResult {
         let types = &self.lk.types;
-        if tp == types.dict {
-            return self.save_dict(obj);
+        if let Ok(dict) = obj.cast_exact::<PyDict>() {
+            return self.save_dict(dict);
         }
-        if tp == types.list {
-            return self.save_list(obj);
+        if let Ok(list) = obj.cast_exact::<PyList>() {
+            return self.save_list(list);
         }
-        if tp == types.tuple {
-            return self.save_tuple(obj);
+        if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
+            return self.save_tuple(tuple);
         }
-        if tp == types.set {
-            return self.save_set(obj);
+        if let Ok(set) = obj.cast_exact::<PySet>() {
+            return self.save_set(set);
         }
-        if tp == types.frozenset {
-            return self.save_frozenset(obj);
+        if let Ok(set) = obj.cast_exact::<PyFrozenSet>() {
+            return self.save_frozenset(set);
         }
-        if tp == types.bytearray {
-            return self.save_bytearray(obj);
+        if let Ok(array) = obj.cast_exact::<PyByteArray>() {
+            return self.save_bytearray(array);
         }
         if tp == types.picklebuffer {
             return self.save_picklebuffer(obj);
@@ -298,11 +302,11 @@ impl<'py> Dumper<'py> {
             if !rv.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
-        } else if tp == types.function {
+        } else if let Ok(func) = obj.cast_exact::<PyFunction>() {
             // cloudpickle's reducer_override for functions, natively.
-            return match crate::by_value::function_decision(obj)? {
+            return match crate::by_value::function_decision(func)? {
                 crate::by_value::FunctionDecision::ByValue => self
-                    .save_function_by_value(obj)
+                    .save_function_by_value(func)
                     .at(|| PathSegment::Function),
                 crate::by_value::FunctionDecision::Reduce(rv) => self
                     .save_reduce(&rv, Some(obj))
@@ -311,10 +315,12 @@ impl<'py> Dumper<'py> {
                     self.save_function_by_reference(obj)
                 }
             };
-        } else if tp == types.type_ || obj.is_instance_of::<pyo3::types::PyType>() {
+        } else if let Ok(cls) = obj.cast::<PyType>() {
             // cloudpickle's reducer_override, natively: classes that must travel by value.
-            if let Some(rv) = crate::by_value::class_reduce(obj, false)? {
-                return self.save_class_by_value(obj, &rv);
+            match crate::by_value::class_decision(cls, false)? {
+                ClassDecision::ByValue(parts) => return self.save_class_by_value(obj, &parts),
+                ClassDecision::Reduce(rv) => return self.save_reduce(&rv, Some(obj)),
+                ClassDecision::ByReference => {}
             }
         }
         if tp == types.type_ {
@@ -324,11 +330,11 @@ impl<'py> Dumper<'py> {
             return self.save_global(obj, None);
         }
         let rv = if let Some(reducer) = self.dispatch_lookup(obj)? {
-            if tp == types.code && self.is_default_code_reducer(&reducer)? {
+            if tp == types.code && self.is_default_code_reducer(&reducer) {
                 return self.save_code(obj);
             }
             if tp == types.cell {
-                if self.is_default_cell_reducer(&reducer)? {
+                if self.is_default_cell_reducer(&reducer) {
                     return self.save_cell(obj).at(|| PathSegment::Cell);
                 }
                 let rv = reducer.call1((obj,))?;

@@ -2,7 +2,6 @@
 //! state_setter]]]])` with REDUCE, NEWOBJ or NEWOBJ_EX, then the items and the state,
 //! validated and emitted exactly as `_pickle.c` does.
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
@@ -13,13 +12,7 @@ use crate::writer::opcodes::*;
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_owned())
-}
-
-fn is_iterator(obj: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: PyIter_Check only reads the type's tp_iternext slot.
-    unsafe { ffi::PyIter_Check(obj.as_ptr()) != 0 }
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
 }
 
 /// How the callable is to be invoked on load.
@@ -74,7 +67,7 @@ impl<'py> Dumper<'py> {
             .into());
         };
         if let Some(items) = &listitems {
-            if !is_iterator(items) {
+            if !crate::ffi::is_iterator(items) {
                 return Err(pickling_error(
                     py,
                     format!(
@@ -86,7 +79,7 @@ impl<'py> Dumper<'py> {
             }
         }
         if let Some(items) = &dictitems {
-            if !is_iterator(items) {
+            if !crate::ffi::is_iterator(items) {
                 return Err(pickling_error(
                     py,
                     format!(
@@ -129,26 +122,23 @@ impl<'py> Dumper<'py> {
             self.batch_dict(items)?;
         }
         if let Some(state) = &state {
-            match (&state_setter, obj) {
-                (Some(setter), Some(obj)) => {
-                    if let Some(op) = self.wire_op(setter) {
-                        // One of ours: `_reconstruct(op, obj, state)`, kept off the stack.
-                        self.begin_wire_call(op).at(|| PathSegment::State)?;
-                        self.save(obj)?;
-                        self.save(state).at(|| PathSegment::State)?;
-                        self.end_wire_call()?;
-                        return self.write(&[POP]);
-                    }
-                    // setter(obj, state), kept off the stack: TUPLE2 REDUCE POP.
-                    self.save(setter).at(|| PathSegment::State)?;
+            if let (Some(setter), Some(obj)) = (&state_setter, obj) {
+                if let Some(op) = self.wire_op(setter) {
+                    // One of ours: `_reconstruct(op, obj, state)`, kept off the stack.
+                    self.begin_wire_call(op).at(|| PathSegment::State)?;
                     self.save(obj)?;
                     self.save(state).at(|| PathSegment::State)?;
-                    self.write(&[TUPLE2, REDUCE, POP])?;
+                    self.end_wire_call()?;
+                    return self.write(&[POP]);
                 }
-                _ => {
-                    self.save(state).at(|| PathSegment::State)?;
-                    self.write(&[BUILD])?;
-                }
+                // setter(obj, state), kept off the stack: TUPLE2 REDUCE POP.
+                self.save(setter).at(|| PathSegment::State)?;
+                self.save(obj)?;
+                self.save(state).at(|| PathSegment::State)?;
+                self.write(&[TUPLE2, REDUCE, POP])?;
+            } else {
+                self.save(state).at(|| PathSegment::State)?;
+                self.write(&[BUILD])?;
             }
         }
         Ok(())
@@ -174,7 +164,7 @@ impl<'py> Dumper<'py> {
         {
             return None;
         }
-        super::global::wire_op(callable)
+        crate::wire::wire(self.py).ok()?.op_of(callable)
     }
 
     fn construct_kind(&self, callable: &Bound<'py, PyAny>) -> PyResult<Construct> {

@@ -18,7 +18,10 @@ pub struct Stats {
     pub unframed: usize,
 }
 
-/// Runs the program in `input`; panics if the writer's output breaks an invariant.
+/// Runs the program in `input`.
+///
+/// # Panics
+/// When the writer's output breaks an invariant: that is what the fuzzer looks for.
 pub fn run(input: &[u8]) -> Stats {
     let mut stats = Stats::default();
     let mut out = Output::new(Vec::new());
@@ -149,10 +152,10 @@ mod tests {
                     (state >> 24) as u8
                 })
                 .collect();
-            let stats = super::run(&program);
-            totals.writes += stats.writes;
-            totals.frames += stats.frames;
-            totals.unframed += stats.unframed;
+            let run = super::run(&program);
+            totals.writes += run.writes;
+            totals.frames += run.frames;
+            totals.unframed += run.unframed;
         }
         assert!(totals.frames > 50 && totals.unframed > 50 && totals.writes > 500);
     }

@@ -6,6 +6,8 @@
 //! the first opcode boundary after it reaches 64 KiB. Payloads of 64 KiB and more are written
 //! outside any frame so that `dump(obj, file)` can hand them to the file without copying.
 
+// The self-checking driver exists for `cargo test` and the fuzz target only.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod check;
 pub mod encode;
 pub mod opcodes;
@@ -220,7 +222,7 @@ impl<B: Buffer> Output<B> {
             header[1..].copy_from_slice(&(frame_len as u64).to_le_bytes());
             // SAFETY: `start + FRAME_HEADER_SIZE <= len <= capacity`.
             unsafe {
-                std::ptr::copy_nonoverlapping(header.as_ptr(), base.add(start), FRAME_HEADER_SIZE)
+                std::ptr::copy_nonoverlapping(header.as_ptr(), base.add(start), FRAME_HEADER_SIZE);
             };
         } else {
             // SAFETY: both ranges lie within the first `len` bytes; `ptr::copy` allows overlap.
@@ -229,7 +231,7 @@ impl<B: Buffer> Output<B> {
                     base.add(start + FRAME_HEADER_SIZE),
                     base.add(start),
                     frame_len,
-                )
+                );
             };
             self.len -= FRAME_HEADER_SIZE;
         }

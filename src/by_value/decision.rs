@@ -3,35 +3,16 @@
 //! `should_pickle_by_reference`.
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+
+use crate::modules::{resolve, split_dotted, sys_modules, whichmodule, Scan};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyFunction, PyModule, PySet, PyString, PyType};
+use pyo3::types::{PyFunction, PyModule, PySet, PyString, PyType};
 
 /// The names of modules registered for pickling by value (cloudpickle's
-/// `_PICKLE_BY_VALUE_MODULES`): a plain Python set, exposed as
-/// `skypickle._PICKLE_BY_VALUE_MODULES` and re-read at every use, so code that edits it
-/// directly (as some integrations do with cloudpickle's) is honoured.
-static REGISTRY: PyOnceLock<Py<PySet>> = PyOnceLock::new();
-
+/// `_PICKLE_BY_VALUE_MODULES`, held in `known`): a plain Python set, exposed as
+/// `skypickle._PICKLE_BY_VALUE_MODULES` and re-read at every use.
 pub fn registry(py: Python<'_>) -> PyResult<&Bound<'_, PySet>> {
-    REGISTRY
-        .get_or_try_init(py, || PySet::empty(py).map(Bound::unbind))
-        .map(|s| s.bind(py))
-}
-
-fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    // SAFETY: a borrowed reference to the interpreter's module dict (never null while the
-    // interpreter runs), owned from here on.
-    let modules = unsafe { Bound::from_borrowed_ptr(py, pyo3::ffi::PyImport_GetModuleDict()) };
-    Ok(modules.cast_into::<PyDict>()?)
-}
-
-/// The module `sys.modules[name]` when it is loaded (a dict lookup: importing a loaded module
-/// through the import system costs thousands of instructions), else None.
-pub fn loaded_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    Ok(sys_modules(name.py())?
-        .get_item(name)?
-        .filter(|module| module.is_instance_of::<pyo3::types::PyModule>()))
+    Ok(crate::known::get(py)?.by_value_registry.bind(py))
 }
 
 fn module_repr_error(module: &Bound<'_, PyAny>) -> PyResult<PyErr> {
@@ -104,21 +85,6 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
     }
 }
 
-/// `getattr` along a dotted path; a `<locals>` step is an AttributeError.
-pub fn getattribute<'py>(obj: &Bound<'py, PyAny>, dotted: &str) -> PyResult<Bound<'py, PyAny>> {
-    let mut current = obj.clone();
-    for part in dotted.split('.') {
-        if part == "<locals>" {
-            return Err(PyAttributeError::new_err(format!(
-                "Can't get local attribute {dotted:?} on {}",
-                obj.repr()?
-            )));
-        }
-        current = current.getattr(part)?;
-    }
-    Ok(current)
-}
-
 /// `_whichmodule(obj, name)`, exposed under cloudpickle's private name.
 #[pyfunction]
 #[pyo3(name = "_whichmodule")]
@@ -126,7 +92,8 @@ pub fn whichmodule_py<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    whichmodule(obj, name)
+    let path = split_dotted(&PyString::new(obj.py(), name))?;
+    whichmodule(obj, &path, Scan::ModulesOnly)
 }
 
 /// `_lookup_module_and_qualname(obj, name=None)`, exposed under cloudpickle's private name:
@@ -141,36 +108,6 @@ pub fn lookup_module_and_qualname_py<'py>(
         Some(n) => lookup_module_and_name(obj, n),
         None => lookup_module_and_qualname(obj),
     }
-}
-
-/// cloudpickle's `_whichmodule`: `__module__` when set, else the first module in
-/// `sys.modules` (not `__main__`) that has the object at `name`; `None` when none does.
-fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = obj.py();
-    if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
-        if !module_name.is_none() {
-            return Ok(Some(module_name));
-        }
-    }
-    let snapshot = sys_modules(py)?.copy()?;
-    for (module_name, module) in snapshot.iter() {
-        if let Ok(text) = module_name.cast::<PyString>() {
-            let text = text.to_cow()?;
-            if text == "__main__" || text == "__mp_main__" {
-                continue;
-            }
-        }
-        if !module.is_instance_of::<PyModule>() {
-            continue;
-        }
-        // Faulty modules (whose attribute access raises anything) are skipped.
-        if let Ok(found) = getattribute(&module, name) {
-            if found.is(obj) {
-                return Ok(Some(module_name));
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// cloudpickle's `_lookup_module_and_qualname`: the module an object can be imported from
@@ -188,7 +125,8 @@ pub fn lookup_module_and_qualname<'py>(
     // usually interned) rather than a new string.
     if !text.contains('.') {
         if let Ok(name_str) = name.cast::<PyString>() {
-            return lookup_module_with(obj, &text, |module| module.getattr(name_str));
+            let path = [name_str.clone()];
+            return lookup_module_with(obj, &text, &path, |module| module.getattr(name_str));
         }
     }
     lookup_module_and_name(obj, &text)
@@ -199,17 +137,21 @@ pub fn lookup_module_and_name<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
-    lookup_module_with(obj, name, |module| getattribute(module, name))
+    let path = split_dotted(&PyString::new(obj.py(), name))?;
+    lookup_module_with(obj, name, &path, |module| {
+        resolve(module, &path).map(|(found, _)| found)
+    })
 }
 
 fn lookup_module_with<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
+    path: &[Bound<'py, PyString>],
     resolve: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
     let py = obj.py();
     let name = name.to_owned();
-    let Some(module_name) = whichmodule(obj, &name)? else {
+    let Some(module_name) = whichmodule(obj, path, Scan::ModulesOnly)? else {
         return Ok(None);
     };
     if let Ok(text) = module_name.cast::<PyString>() {

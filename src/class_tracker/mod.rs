@@ -1,7 +1,12 @@
-//! Class tracking (cloudpickle's `_DYNAMIC_CLASS_TRACKER_*`): every class, enum or TypeVar
-//! pickled by value gets a random id; loading the same id twice in one process gives the
-//! first object back, so a class sent to a worker and back is the original class, and two
-//! payloads with the same class share it. Both maps hold their classes weakly.
+//! Class tracking (cloudpickle's `_DYNAMIC_CLASS_TRACKER_*`), shared by the dump side
+//! (`by_value/`, which gives each class its id) and the load side (`rebuild/`, which finds
+//! the class an id stands for): every class, enum or TypeVar pickled by value gets a random
+//! id; loading the same id twice in one process gives the first object back, so a class sent
+//! to a worker and back is the original class, and two payloads with the same class share it.
+//! The maps hold their classes weakly. What a class received again takes is the reload
+//! policy, in `reload`.
+
+pub mod reload;
 
 use std::sync::Mutex;
 
@@ -40,20 +45,15 @@ fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
 pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
     let maps = maps(py)?;
-    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let _guard = LOCK
+        .lock_py_attached(py)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let by_class = maps.by_class.bind(py);
     // What `WeakKeyDictionary.get` does, without its Python frame: look the class up by a
     // weak reference to it in the underlying dict.
     let data = by_class.getattr(pyo3::intern!(py, "data"))?;
     if let Ok(data) = data.cast::<pyo3::types::PyDict>() {
-        // SAFETY: PyWeakref_NewRef takes a borrowed object and returns a new reference or
-        // null with an exception (for objects that cannot be weakly referenced).
-        let key = unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                pyo3::ffi::PyWeakref_NewRef(obj.as_ptr(), std::ptr::null_mut()),
-            )
-        }?;
+        let key = crate::ffi::weakref_new(obj)?;
         if let Some(id) = data.get_item(&key)? {
             return Ok(id);
         }
@@ -91,7 +91,9 @@ pub fn lookup_class_or_track<'py>(
     }
     let py = obj.py();
     let maps = maps(py)?;
-    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let _guard = LOCK
+        .lock_py_attached(py)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let known = maps
         .by_id
         .bind(py)
@@ -109,7 +111,9 @@ pub fn lookup_class<'py>(tracker_id: &Bound<'py, PyAny>) -> PyResult<Option<Boun
     }
     let py = tracker_id.py();
     let maps = maps(py)?;
-    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let _guard = LOCK
+        .lock_py_attached(py)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let known = maps
         .by_id
         .bind(py)
@@ -125,7 +129,9 @@ pub fn swap_last_state<'py>(
 ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
     let py = cls.py();
     let maps = maps(py)?;
-    let _guard = LOCK.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let _guard = LOCK
+        .lock_py_attached(py)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let last = maps.last_state.bind(py);
     let previous = last.call_method1(pyo3::intern!(py, "get"), (cls,))?;
     last.set_item(cls, state)?;

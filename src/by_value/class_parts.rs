@@ -1,22 +1,21 @@
 //! Classes by value: a skeleton built first (so the class is memoised before anything in its
 //! namespace, which may refer back to it, is saved), then its namespace as state.
 //!
-//! Reduce value:
+//! [`ClassParts`] is what a by-value class is made of: the skeleton's arguments and the
+//! namespace. The save path (`save/by_value_class.rs`) writes them directly; as a reduce value
+//! (for `Pickler.reducer_override`) they are
 //! `(_make_skeleton_class, (metaclass, name, bases, type_kwargs, tracker_id, None),
 //!   (class_dict, {}), None, None, _class_setstate)`, and for enums
-//! `(_make_skeleton_enum, (bases, name, qualname, members, module, tracker_id, None), ...)`.
+//! `(_make_skeleton_enum, (bases, name, qualname, members, module, tracker_id, extra), ...)`.
 //!
 //! Difference from cloudpickle: `__slots__` are passed to the skeleton, so a class with slots
 //! comes back with real slots (no instance `__dict__`), as it was defined.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
-use super::tracker::get_or_create_tracker_id;
-
-static ABC_META: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
-static ENUM: pyo3::sync::PyOnceLock<Py<pyo3::types::PyType>> = pyo3::sync::PyOnceLock::new();
-use crate::rebuild::wire;
+use crate::class_tracker::get_or_create_tracker_id;
+use crate::wire::{op, wire};
 
 /// A new str with the same text: the keys of a class dict are interned in the sender but
 /// not (yet) in the loader, and the memo must not depend on that.
@@ -61,22 +60,9 @@ fn slot_names<'py>(cls: &Bound<'py, PyAny>, slots: &Bound<'py, PyAny>) -> PyResu
 pub fn namespace_of<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
     if let Ok(t) = cls.cast::<pyo3::types::PyType>() {
-        // SAFETY: reading a field of a live type object (3.12+: through PyType_GetDict, which
-        // returns a new reference; builtin static types keep their dict elsewhere there).
-        let dict = unsafe {
-            #[cfg(Py_3_12)]
-            {
-                Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyType_GetDict(t.as_type_ptr()))
-            }
-            #[cfg(not(Py_3_12))]
-            {
-                Bound::from_borrowed_ptr_or_opt(py, (*t.as_type_ptr()).tp_dict)
-            }
-        };
-        if let Some(dict) = dict.filter(|d| d.is_instance_of::<PyDict>()) {
-            return Ok(dict);
+        if let Some(dict) = crate::ffi::type_dict(t) {
+            return Ok(dict.into_any());
         }
-        let _ = PyErr::take(py);
     }
     cls.getattr(pyo3::intern!(py, "__dict__"))
 }
@@ -133,13 +119,13 @@ fn pop<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, 
     Ok(value)
 }
 
-/// cloudpickle's `_class_getstate`: `(class_dict, {})`, with the pieces the skeleton
-/// recreates by itself removed.
+/// cloudpickle's `_class_getstate`: the class dict, with the pieces the skeleton recreates by
+/// itself removed.
 fn class_getstate<'py>(
     cls: &Bound<'py, PyAny>,
     has_slots: bool,
     fresh_keys: bool,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Bound<'py, PyDict>> {
     let py = cls.py();
     let clsdict = extract_class_dict(cls, fresh_keys)?;
     pop(&clsdict, "__weakref__")?;
@@ -147,7 +133,7 @@ fn class_getstate<'py>(
     // is pickled: leaving it out keeps the class's pickle the same before and after (the
     // loader recomputes it when needed). cloudpickle sends it.
     pop(&clsdict, "__slotnames__")?;
-    let abc_meta = ABC_META.import(py, "abc", "ABCMeta")?;
+    let abc_meta = crate::known::get(py)?.abc_meta.bind(py);
     if cls.get_type().is_subclass(abc_meta)? {
         for key in [
             "_abc_cache",
@@ -183,20 +169,121 @@ fn class_getstate<'py>(
         }
     }
     pop(&clsdict, "__dict__")?;
-    PyTuple::new(py, [clsdict.into_any(), PyDict::new(py).into_any()])
+    Ok(clsdict)
 }
 
-/// The reduce value of a class pickled by value (`fresh_keys`: see [`extract_class_dict`]).
-pub fn dynamic_class_reduce<'py>(
-    cls: &Bound<'py, PyAny>,
-    fresh_keys: bool,
-) -> PyResult<Bound<'py, PyTuple>> {
-    let py = cls.py();
-    let enum_type = ENUM.import(py, "enum", "Enum")?;
-    if cls.cast::<pyo3::types::PyType>()?.is_subclass(enum_type)? {
-        return enum_reduce(cls, fresh_keys);
+/// The arguments of a class's skeleton: what `_make_skeleton_class` or
+/// `_make_skeleton_enum` builds the class from before its namespace arrives.
+pub enum Skeleton<'py> {
+    /// `_make_skeleton_class(metaclass, name, bases, type_kwargs, tracker_id, None)`.
+    Class {
+        metaclass: Bound<'py, PyAny>,
+        name: Bound<'py, PyAny>,
+        bases: Bound<'py, PyAny>,
+        /// `__module__`, a `__dict__` property, `__slots__`: what the class statement set.
+        type_kwargs: Bound<'py, PyDict>,
+        tracker_id: Bound<'py, PyAny>,
+    },
+    /// `_make_skeleton_enum(bases, name, qualname, members, module, tracker_id, extra)`.
+    Enum {
+        bases: Bound<'py, PyAny>,
+        name: Bound<'py, PyAny>,
+        qualname: Bound<'py, PyAny>,
+        /// Every member name (aliases included) and its value, in definition order.
+        members: Bound<'py, PyDict>,
+        module: Bound<'py, PyAny>,
+        tracker_id: Bound<'py, PyAny>,
+        /// `{"__init__": f}` when members must be built through the enum's own `__init__`.
+        extra: Bound<'py, PyAny>,
+    },
+}
+
+/// What a class pickled by value is made of.
+pub struct ClassParts<'py> {
+    pub skeleton: Skeleton<'py>,
+    /// The namespace `_class_setstate` sets, in sorted key order (`fresh_keys`: see
+    /// [`extract_class_dict`]).
+    pub class_dict: Bound<'py, PyDict>,
+}
+
+impl<'py> ClassParts<'py> {
+    /// The parts of `cls`, a class made by a class statement that must travel by value.
+    pub fn of(cls: &Bound<'py, PyType>, fresh_keys: bool) -> PyResult<Self> {
+        let py = cls.py();
+        if cls.is_subclass(crate::known::get(py)?.enum_type.bind(py))? {
+            return enum_parts(cls.as_any(), fresh_keys);
+        }
+        class_parts(cls.as_any(), fresh_keys)
     }
-    let w = wire(py)?;
+
+    /// The skeleton's reconstructor.
+    pub fn skeleton_op(&self) -> u8 {
+        match self.skeleton {
+            Skeleton::Class { .. } => op::MAKE_SKELETON_CLASS,
+            Skeleton::Enum { .. } => op::MAKE_SKELETON_ENUM,
+        }
+    }
+
+    /// The skeleton's arguments, in the reconstructor's order.
+    pub fn skeleton_args(&self) -> Vec<Bound<'py, PyAny>> {
+        match &self.skeleton {
+            Skeleton::Class {
+                metaclass,
+                name,
+                bases,
+                type_kwargs,
+                tracker_id,
+            } => {
+                let none = metaclass.py().None().into_bound(metaclass.py());
+                vec![
+                    metaclass.clone(),
+                    name.clone(),
+                    bases.clone(),
+                    type_kwargs.clone().into_any(),
+                    tracker_id.clone(),
+                    none,
+                ]
+            }
+            Skeleton::Enum {
+                bases,
+                name,
+                qualname,
+                members,
+                module,
+                tracker_id,
+                extra,
+            } => vec![
+                bases.clone(),
+                name.clone(),
+                qualname.clone(),
+                members.clone().into_any(),
+                module.clone(),
+                tracker_id.clone(),
+                extra.clone(),
+            ],
+        }
+    }
+
+    /// The reduce value: `(skeleton reconstructor, args, (class_dict, {}), None, None,
+    /// _class_setstate)`.
+    pub fn into_reduce_value(self) -> PyResult<Bound<'py, PyTuple>> {
+        let py = self.class_dict.py();
+        let w = wire(py)?;
+        let args = PyTuple::new(py, self.skeleton_args())?;
+        let skeleton = w.get(py, self.skeleton_op());
+        let state = PyTuple::new(py, [self.class_dict.into_any(), PyDict::new(py).into_any()])?;
+        super::reduce_with_state_setter(
+            skeleton,
+            args.into_any(),
+            state.into_any(),
+            w.get(py, op::CLASS_SETSTATE),
+        )
+    }
+}
+
+/// A class that is not an enum.
+fn class_parts<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<ClassParts<'py>> {
+    let py = cls.py();
     let own = cls.getattr(pyo3::intern!(py, "__dict__"))?;
     let bases = match own.get_item("__orig_bases__") {
         Ok(orig) => orig,
@@ -210,7 +297,10 @@ pub fn dynamic_class_reduce<'py>(
         )?;
     }
     if let Ok(dict_attr) = own.get_item("__dict__") {
-        if dict_attr.get_type().is(super::property_type(py)?) {
+        if dict_attr
+            .get_type()
+            .is(crate::known::get(py)?.property_type.bind(py))
+        {
             type_kwargs.set_item(pyo3::intern!(py, "__dict__"), dict_attr)?;
         }
     }
@@ -223,28 +313,21 @@ pub fn dynamic_class_reduce<'py>(
     let slots = own
         .get_item("__slots__")
         .ok()
-        .filter(|s| !(is_tuple && slot_names(cls, s).map(|n| n.is_empty()).unwrap_or(true)));
+        .filter(|s| !(is_tuple && slot_names(cls, s).map_or(true, |n| n.is_empty())));
     if let Some(slots) = &slots {
         type_kwargs.set_item(pyo3::intern!(py, "__slots__"), slots)?;
     }
-    let args = PyTuple::new(
-        py,
-        [
-            cls.get_type().into_any(),
-            cls.getattr(pyo3::intern!(py, "__name__"))?,
-            bases,
-            type_kwargs.into_any(),
-            get_or_create_tracker_id(cls)?,
-            py.None().into_bound(py),
-        ],
-    )?;
-    let state = class_getstate(cls, slots.is_some(), fresh_keys)?;
-    super::reduce_with_state_setter(
-        &w.make_skeleton_class,
-        args.into_any(),
-        state.into_any(),
-        &w.class_setstate,
-    )
+    let skeleton = Skeleton::Class {
+        metaclass: cls.get_type().into_any(),
+        name: cls.getattr(pyo3::intern!(py, "__name__"))?,
+        bases,
+        type_kwargs,
+        tracker_id: get_or_create_tracker_id(cls)?,
+    };
+    Ok(ClassParts {
+        skeleton,
+        class_dict: class_getstate(cls, slots.is_some(), fresh_keys)?,
+    })
 }
 
 /// An enum's own `__init__`, when its members must be built through it (so attributes it sets
@@ -262,7 +345,7 @@ fn enum_constructor_extra<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
     }
     let code = init.getattr(pyo3::intern!(py, "__code__"))?;
     let names = PyDict::new(py);
-    super::function::extract_code_globals(&code, &names)?;
+    super::code::extract_code_globals(&code, &names)?;
     let globals = init.getattr(pyo3::intern!(py, "__globals__"))?;
     for name in names.keys() {
         if let Ok(value) = globals.get_item(&name) {
@@ -288,9 +371,8 @@ fn enum_constructor_extra<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
 
 /// Enums: the skeleton is built with its members (by name and value); the rest of the
 /// namespace follows as state.
-fn enum_reduce<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<Bound<'py, PyTuple>> {
+fn enum_parts<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<ClassParts<'py>> {
     let py = cls.py();
-    let w = wire(py)?;
     // Every member name, aliases included (`__members__`, in definition order): the skeleton
     // recreates the aliases, and none of them may be set again from the state (assigning a
     // member name on an existing enum raises; cloudpickle trips on that for aliases).
@@ -302,20 +384,16 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<Bound
         members.set_item(name, member.getattr(pyo3::intern!(py, "value"))?)?;
     }
     let extra = enum_constructor_extra(cls)?;
-    let args = PyTuple::new(
-        py,
-        [
-            cls.getattr(pyo3::intern!(py, "__bases__"))?,
-            cls.getattr(pyo3::intern!(py, "__name__"))?,
-            cls.getattr(pyo3::intern!(py, "__qualname__"))?,
-            members.clone().into_any(),
-            cls.getattr(pyo3::intern!(py, "__module__"))?,
-            get_or_create_tracker_id(cls)?,
-            extra,
-        ],
-    )?;
-    let state = class_getstate(cls, false, fresh_keys)?;
-    let clsdict = state.get_item(0)?.cast_into::<PyDict>()?;
+    let skeleton = Skeleton::Enum {
+        bases: cls.getattr(pyo3::intern!(py, "__bases__"))?,
+        name: cls.getattr(pyo3::intern!(py, "__name__"))?,
+        qualname: cls.getattr(pyo3::intern!(py, "__qualname__"))?,
+        members: members.clone(),
+        module: cls.getattr(pyo3::intern!(py, "__module__"))?,
+        tracker_id: get_or_create_tracker_id(cls)?,
+        extra,
+    };
+    let clsdict = class_getstate(cls, false, fresh_keys)?;
     // What the enum machinery builds by itself from the members.
     for key in [
         "_generate_next_value_",
@@ -331,12 +409,10 @@ fn enum_reduce<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<Bound
             pop(&clsdict, &name.to_cow()?)?;
         }
     }
-    super::reduce_with_state_setter(
-        &w.make_skeleton_enum,
-        args.into_any(),
-        state.into_any(),
-        &w.class_setstate,
-    )
+    Ok(ClassParts {
+        skeleton,
+        class_dict: clsdict,
+    })
 }
 
 /// `_extract_class_dict(cls)`, exposed under cloudpickle's private name.

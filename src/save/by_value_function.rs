@@ -1,7 +1,7 @@
 //! The by-value layer's hot path: functions, code objects and cells written directly as
 //! opcodes, calling skypickle's reconstructors through `_reconstruct(op, *args)`.
 //!
-//! The reduce-value form (`by_value::function::FunctionParts::into_reduce_value`, what
+//! The reduce-value form (`by_value::function_parts::FunctionParts::into_reduce_value`, what
 //! `Pickler.reducer_override` returns to Python) loads to the same objects; this path skips
 //! building the reduce tuples, their state dicts and the transient containers, and never
 //! memoises what nothing else can refer to.
@@ -23,17 +23,15 @@
 //! function (recursion through a closure) is then a memo hit. A lambda over module constants
 //! is one call.
 
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyInt, PyString, PyTuple};
+use pyo3::types::{PyFunction, PyInt, PyString, PyTuple};
 
 use super::Dumper;
 use crate::by_value::code::{code_args, code_info, CodeArg};
-use crate::by_value::function::FunctionParts;
+use crate::by_value::function_parts::FunctionParts;
 use crate::errors::{AtPath, PathSegment, SaveResult};
 use crate::fxhash::FxHashMap;
-use crate::rebuild::{op, python_tag_str, wire};
+use crate::wire::{op, python_tag, wire};
 use crate::writer::opcodes::*;
 
 /// Per-dump caches of the by-value path.
@@ -43,30 +41,15 @@ pub struct ByValueCache {
     names: FxHashMap<Box<[u8]>, usize>,
 }
 
-/// Addresses of the default `_code_reduce` and `_cell_reduce`: when the dispatch table still
-/// holds them, code objects and cells take the direct path.
-static DEFAULT_REDUCERS: PyOnceLock<[usize; 2]> = PyOnceLock::new();
-
-fn default_reducers(py: Python<'_>) -> PyResult<&'static [usize; 2]> {
-    DEFAULT_REDUCERS.get_or_try_init(py, || {
-        let m = py.import("skypickle._skypickle")?;
-        // The module keeps both alive for the life of the process.
-        Ok([
-            m.getattr("_code_reduce")?.as_ptr() as usize,
-            m.getattr("_cell_reduce")?.as_ptr() as usize,
-        ])
-    })
-}
-
 impl<'py> Dumper<'py> {
     /// Whether `reducer` is skypickle's own reducer for code objects.
-    pub(super) fn is_default_code_reducer(&self, reducer: &Bound<'py, PyAny>) -> PyResult<bool> {
-        Ok(reducer.as_ptr() as usize == default_reducers(self.py)?[0])
+    pub(super) fn is_default_code_reducer(&self, reducer: &Bound<'py, PyAny>) -> bool {
+        reducer.as_ptr() as usize == self.lk.code_reducer
     }
 
     /// Whether `reducer` is skypickle's own reducer for cells.
-    pub(super) fn is_default_cell_reducer(&self, reducer: &Bound<'py, PyAny>) -> PyResult<bool> {
-        Ok(reducer.as_ptr() as usize == default_reducers(self.py)?[1])
+    pub(super) fn is_default_cell_reducer(&self, reducer: &Bound<'py, PyAny>) -> bool {
+        reducer.as_ptr() as usize == self.lk.cell_reducer
     }
 
     /// Start `_reconstruct(op, ...)`: push `_reconstruct`, MARK and the op number. The
@@ -99,18 +82,11 @@ impl<'py> Dumper<'py> {
         if !self.bin {
             return self.save(PyString::new(py, &exact.to_cow()?).as_any());
         }
-        let mut size: ffi::Py_ssize_t = 0;
-        // SAFETY: `text` is an exact str; the UTF-8 buffer it caches lives as long as it does,
-        // and we hold it for the whole call.
-        let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
-        if data.is_null() {
+        match crate::ffi::str_utf8(exact) {
+            Some(bytes) => self.save_name_text(bytes),
             // Lone surrogates: the general path encodes them with surrogatepass.
-            let _ = PyErr::take(py);
-            return self.save(text);
+            None => self.save(text),
         }
-        // SAFETY: CPython returned a buffer of `size` bytes owned by `text`.
-        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
-        self.save_name_text(bytes)
     }
 
     /// [`Dumper::save_name`] for UTF-8 text held by Rust (protocol 1+).
@@ -162,13 +138,13 @@ impl<'py> Dumper<'py> {
         let py = self.py;
         let info = code_info(code)?;
         self.begin_wire_call(op::MAKE_CODE)?;
-        self.save_name(python_tag_str(py).as_any())?;
+        self.save_name(python_tag(py)?.as_any())?;
         for arg in code_args(code, &info)? {
             match arg {
                 CodeArg::Number(value) => self.save(&value)?,
                 CodeArg::Bytes(value) => self.save_code_bytes(&value)?,
                 CodeArg::Consts(value) => {
-                    self.save(&value).at(|| PathSegment::Attr("co_consts"))?
+                    self.save(&value).at(|| PathSegment::Attr("co_consts"))?;
                 }
                 CodeArg::Names(value) => self.save_name_tuple(&value)?,
                 CodeArg::Name(value) => self.save_name(&value)?,
@@ -276,10 +252,9 @@ impl<'py> Dumper<'py> {
     }
 
     /// A function pickled by value (see the module documentation for the form).
-    pub(super) fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> SaveResult {
+    pub(super) fn save_function_by_value(&mut self, func: &Bound<'py, PyFunction>) -> SaveResult {
         let py = self.py;
-        // SAFETY: `func` is an exact function (checked by the caller's dispatch).
-        let code = unsafe { Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(func.as_ptr())) };
+        let code = crate::ffi::function_code(func);
         let info = code_info(&code)?;
         let parts = FunctionParts::of(func, &self.globals_ref, &info)?;
 
@@ -429,15 +404,11 @@ impl<'py> Dumper<'py> {
             }
         }
         if let Some(dict) = func_dict {
-            self.save_transient_dict(
-                dict.iter(),
-                |this, key| this.save_name(key),
-                |this, key, value| {
-                    this.save(value)
-                        .at(|| PathSegment::Value(key.clone().unbind()))
-                        .at(|| PathSegment::Attr("__dict__"))
-                },
-            )?;
+            self.save_transient_dict(dict.iter(), super::Dumper::save_name, |this, key, value| {
+                this.save(value)
+                    .at(|| PathSegment::Value(key.clone().unbind()))
+                    .at(|| PathSegment::Attr("__dict__"))
+            })?;
         }
         self.end_wire_call()?;
         self.write(&[POP])

@@ -3,7 +3,7 @@
 //!
 //! [`FunctionParts`] gathers a function's parts once; they are written two ways:
 //!
-//! * by the save path (`save::function`), directly as opcodes (the fast path, protocol-agnostic):
+//! * by the save path (`save/by_value_function.rs`), directly as opcodes (the fast path, protocol-agnostic):
 //!   `_reconstruct(MAKE_FUNCTION, code, base_globals, closure)`, memoised, then
 //!   `_reconstruct(RESTORE_FUNCTION, func, globals, defaults, kwdefaults, cells, attrs, dict)`;
 //! * as a reduce value, for Python callers of `Pickler.reducer_override`:
@@ -21,96 +21,11 @@
 //!   itself: a lambda has no `__name__`, `__qualname__`, `__module__` or `__doc__` entry.
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyCode, PyDict, PyList, PyModule, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFunction, PyList, PyModule, PyString, PyTuple};
 
 use super::code::{code_info, CodeInfo};
-use crate::rebuild::wire;
-
-/// Opcode numbers for the running CPython, from `opcode.opmap`.
-struct Opcodes {
-    load_global: u8,
-    store_global: u8,
-    delete_global: u8,
-    extended_arg: u8,
-}
-
-static OPCODES: PyOnceLock<Opcodes> = PyOnceLock::new();
-
-fn opcodes(py: Python<'_>) -> PyResult<&'static Opcodes> {
-    OPCODES.get_or_try_init(py, || {
-        let opmap = py.import("opcode")?.getattr(pyo3::intern!(py, "opmap"))?;
-        let get = |name: &str| -> PyResult<u8> { opmap.get_item(name)?.extract() };
-        Ok(Opcodes {
-            load_global: get("LOAD_GLOBAL")?,
-            store_global: get("STORE_GLOBAL")?,
-            delete_global: get("DELETE_GLOBAL")?,
-            extended_arg: get("EXTENDED_ARG")?,
-        })
-    })
-}
-
-/// The global names `code` (and the code nested in it) reads, writes or deletes, in order of
-/// first use, as the code object's own `co_names` strings. Collected into `names` (a dict used
-/// as an ordered set).
-pub fn extract_code_globals<'py>(
-    code: &Bound<'py, PyAny>,
-    names: &Bound<'py, PyDict>,
-) -> PyResult<()> {
-    let py = code.py();
-    let ops = opcodes(py)?;
-    let co_names = code
-        .getattr(pyo3::intern!(py, "co_names"))?
-        .cast_into::<PyTuple>()?;
-    let co_code = code.getattr(pyo3::intern!(py, "co_code"))?;
-    let bytes = co_code.cast::<pyo3::types::PyBytes>()?.as_bytes();
-    let mut ext: usize = 0;
-    for unit in bytes.chunks_exact(2) {
-        let (op, arg) = (unit[0], usize::from(unit[1]));
-        if op == ops.extended_arg {
-            ext = (ext | arg) << 8;
-            continue;
-        }
-        let full = ext | arg;
-        ext = 0;
-        let index = if op == ops.load_global {
-            // 3.11+: the low bit of LOAD_GLOBAL's argument says "push NULL first".
-            if cfg!(Py_3_11) {
-                full >> 1
-            } else {
-                full
-            }
-        } else if op == ops.store_global || op == ops.delete_global {
-            full
-        } else {
-            continue;
-        };
-        if let Ok(name) = co_names.get_item(index) {
-            if !names.contains(&name)? {
-                names.set_item(name, py.None())?;
-            }
-        }
-    }
-    let consts = code
-        .getattr(pyo3::intern!(py, "co_consts"))?
-        .cast_into::<PyTuple>()?;
-    for constant in consts.iter() {
-        if constant.is_instance_of::<PyCode>() {
-            extract_code_globals(&constant, names)?;
-        }
-    }
-    Ok(())
-}
-
-/// `_extract_code_globals(code)`, exposed under cloudpickle's private name: the global
-/// names the code uses, as an insertion-ordered dict with None values.
-#[pyfunction]
-#[pyo3(name = "_extract_code_globals")]
-pub fn extract_code_globals_py<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-    let names = PyDict::new(code.py());
-    extract_code_globals(code, &names)?;
-    Ok(names)
-}
+use crate::ffi::FunctionFields;
+use crate::wire::{op, wire};
 
 /// Submodules of the modules in `deps` that the code reaches by attribute (`xml.etree` used as
 /// `xml.etree.ElementTree.parse` with only `xml` global): pickled so the loader imports them.
@@ -133,12 +48,8 @@ pub fn find_imported_submodules<'py>(
         let prefix = format!("{}.", dep.getattr(pyo3::intern!(py, "__name__"))?.str()?);
         let modules = match &modules {
             Some(m) => m,
-            None => modules.insert(
-                py.import("sys")?
-                    .getattr(pyo3::intern!(py, "modules"))?
-                    .cast_into::<PyDict>()?
-                    .copy()?,
-            ),
+            // A copy: what the loop calls may import modules.
+            None => modules.insert(crate::modules::sys_modules(py)?.copy()?),
         };
         for (name, module) in modules.iter() {
             let Ok(name) = name.cast::<PyString>() else {
@@ -161,17 +72,6 @@ pub fn find_imported_submodules<'py>(
         }
     }
     Ok(found)
-}
-
-/// The global names `code` uses, in order of first use.
-pub fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
-    let names = PyDict::new(code.py());
-    extract_code_globals(code, &names)?;
-    names
-        .keys()
-        .iter()
-        .map(|name| name.cast_into::<PyString>().map_err(PyErr::from))
-        .collect()
 }
 
 /// The base globals of functions whose namespace is `func_globals`: one dict per namespace
@@ -198,18 +98,6 @@ pub fn base_globals<'py>(
     }
     globals_ref.set_item(&key, &base)?;
     Ok(base)
-}
-
-/// A borrowed field of a function object, as a new reference; None for NULL.
-///
-/// # Safety
-/// `field` must be a field of a live function object.
-unsafe fn field<'py>(
-    py: Python<'py>,
-    field: *mut pyo3::ffi::PyObject,
-) -> Option<Bound<'py, PyAny>> {
-    // SAFETY: per the caller, a valid borrowed pointer or NULL.
-    unsafe { Bound::from_borrowed_ptr_or_opt(py, field) }
 }
 
 /// What a by-value function is made of.
@@ -241,42 +129,28 @@ impl<'py> FunctionParts<'py> {
     /// The parts of `func` (an exact function), given the global names its code uses
     /// ([`global_names`], which callers may cache per code object).
     pub fn of(
-        func: &Bound<'py, PyAny>,
+        func: &Bound<'py, PyFunction>,
         globals_ref: &Bound<'py, PyDict>,
         info: &CodeInfo,
     ) -> PyResult<Self> {
         let py = func.py();
-        let raw = func.as_ptr().cast::<pyo3::ffi::PyFunctionObject>();
-        // SAFETY: `func` is an exact function (the caller checked its type); its fields are
-        // read while we hold a reference to it, and each is turned into a new reference.
-        let (
+        let fields = FunctionFields::of(func)?;
+        let not_none = |v: Option<Bound<'py, PyAny>>| v.filter(|v| !v.is_none());
+        let FunctionFields {
             code,
-            func_globals,
+            globals: func_globals,
             name,
             qualname,
-            defaults,
-            kwdefaults,
-            closure,
             doc,
             dict,
             module,
-            annotations,
-        ) = unsafe {
-            let f = &*raw;
-            (
-                field(py, f.func_code).ok_or_else(|| PyErr::fetch(py))?,
-                field(py, f.func_globals).ok_or_else(|| PyErr::fetch(py))?,
-                field(py, f.func_name),
-                field(py, f.func_qualname),
-                field(py, f.func_defaults).filter(|v| !v.is_none()),
-                field(py, f.func_kwdefaults).filter(|v| !v.is_none()),
-                field(py, f.func_closure).filter(|v| !v.is_none()),
-                field(py, f.func_doc),
-                field(py, f.func_dict),
-                field(py, f.func_module),
-                field(py, f.func_annotations).filter(|v| !v.is_none()),
-            )
-        };
+            type_params,
+            ..
+        } = fields;
+        let defaults = not_none(fields.defaults);
+        let kwdefaults = not_none(fields.kwdefaults);
+        let closure = not_none(fields.closure);
+        let annotations = not_none(fields.annotations);
         let func_globals = func_globals.cast_into::<PyDict>()?;
         let base_globals = base_globals(&func_globals, globals_ref)?;
 
@@ -287,7 +161,7 @@ impl<'py> FunctionParts<'py> {
                 globals.push((name.clone(), value));
             }
         }
-        let closure = closure.map(|c| c.cast_into::<PyTuple>()).transpose()?;
+        let closure = closure.map(pyo3::Bound::cast_into::<PyTuple>).transpose()?;
 
         // Submodules: only modules that are packages can have any.
         let mut deps: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -347,13 +221,8 @@ impl<'py> FunctionParts<'py> {
                 attrs.push(("__annotations__", annotations));
             }
         }
-        #[cfg(Py_3_12)]
-        {
-            // SAFETY: as above; 3.12+ functions have this field.
-            let type_params = unsafe { field(py, (*raw).func_typeparams) };
-            if let Some(type_params) = type_params.filter(|t| t.is_truthy().unwrap_or(false)) {
-                attrs.push(("__type_params__", type_params));
-            }
+        if let Some(type_params) = type_params.filter(|t| t.is_truthy().unwrap_or(false)) {
+            attrs.push(("__type_params__", type_params));
         }
         // A copy: saving its values runs user code, which may change the function's own dict
         // (iterating a dict that changes size is an error, and pyo3's iterator panics on it).
@@ -428,23 +297,23 @@ impl<'py> FunctionParts<'py> {
                 func_dict,
             ],
         )?;
-        let closure = self.closure.map(Bound::into_any).unwrap_or_else(none);
+        let closure = self.closure.map_or_else(none, Bound::into_any);
         let args = PyTuple::new(py, [self.code, self.base_globals.into_any(), closure])?;
         super::reduce_with_state_setter(
-            &w.make_function,
+            w.get(py, op::MAKE_FUNCTION),
             args.into_any(),
             state.into_any(),
-            &w.function_setstate,
+            w.get(py, op::FUNCTION_SETSTATE),
         )
     }
 }
 
 /// The reduce value of a function pickled by value (the Python-visible form).
 pub fn function_reduce<'py>(
-    func: &Bound<'py, PyAny>,
+    func: &Bound<'py, PyFunction>,
     globals_ref: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let code = func.getattr(pyo3::intern!(func.py(), "__code__"))?;
+    let code = crate::ffi::function_code(func);
     let info = code_info(&code)?;
     FunctionParts::of(func, globals_ref, &info)?.into_reduce_value()
 }

@@ -1,0 +1,466 @@
+//! Raw CPython, in one place: the C declarations pyo3-ffi does not provide, and every direct
+//! read of an object's fields, each behind a safe function that takes a typed reference (so
+//! the type check that makes the call sound is the caller's type, not a comment).
+//!
+//! Outside this module, `unsafe` remains only where the raw pointer *is* the job: the writer's
+//! storage inside a `bytes` object (`output.rs`), and the `_reconstruct` entry point
+//! (`wire.rs`), a C function CPython calls.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCode, PyDict, PyFunction, PyInt, PyList, PyString, PyTuple, PyType};
+
+/// Declarations of CPython functions that pyo3-ffi does not bind (or keeps private).
+pub(crate) mod raw {
+    use pyo3::ffi;
+
+    unsafe extern "C" {
+        // Part of CPython's non-limited C API on every supported version (3.9–3.13).
+        // Resizes a bytes object that nobody else references yet.
+        pub(crate) fn _PyBytes_Resize(
+            bytes: *mut *mut ffi::PyObject,
+            newsize: ffi::Py_ssize_t,
+        ) -> std::ffi::c_int;
+        // Public C API since 3.8.
+        pub(crate) fn PyPickleBuffer_GetBuffer(
+            picklebuf: *mut ffi::PyObject,
+        ) -> *const ffi::Py_buffer;
+        // Exported by CPython 3.9–3.13 (non-limited API).
+        pub(crate) fn _PyLong_NumBits(v: *mut ffi::PyObject) -> usize;
+    }
+
+    /// `_PyLong_AsByteArray(v, bytes, n, little_endian=1, is_signed=1)`; 3.13 added a sixth
+    /// argument (raise on overflow, which we want).
+    ///
+    /// # Safety
+    /// `v` must be an int.
+    pub(crate) unsafe fn long_as_byte_array(
+        v: *mut ffi::PyObject,
+        out: &mut [u8],
+    ) -> std::ffi::c_int {
+        #[cfg(Py_3_13)]
+        {
+            unsafe extern "C" {
+                fn _PyLong_AsByteArray(
+                    v: *mut ffi::PyObject,
+                    bytes: *mut u8,
+                    n: usize,
+                    little_endian: std::ffi::c_int,
+                    is_signed: std::ffi::c_int,
+                    with_exceptions: std::ffi::c_int,
+                ) -> std::ffi::c_int;
+            }
+            // SAFETY: forwarded from the caller; `out` is a valid buffer of its length.
+            unsafe { _PyLong_AsByteArray(v, out.as_mut_ptr(), out.len(), 1, 1, 1) }
+        }
+        #[cfg(not(Py_3_13))]
+        {
+            // SAFETY: forwarded from the caller; `out` is a valid buffer of its length.
+            unsafe { ffi::_PyLong_AsByteArray(v.cast(), out.as_mut_ptr(), out.len(), 1, 1) }
+        }
+    }
+}
+
+// ---- ints ----------------------------------------------------------------------------------
+
+/// The value of an int that fits in 64 bits, or None.
+#[inline]
+pub fn int_as_i64(value: &Bound<'_, PyInt>) -> PyResult<Option<i64>> {
+    let mut overflow: std::ffi::c_int = 0;
+    // SAFETY: `value` is an int; the call only reads it.
+    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(value.as_ptr(), &raw mut overflow) };
+    if overflow != 0 {
+        return Ok(None);
+    }
+    if v == -1 {
+        if let Some(err) = PyErr::take(value.py()) {
+            return Err(err);
+        }
+    }
+    Ok(Some(v))
+}
+
+/// The two's-complement little-endian bytes of an int, one byte more than its bit length
+/// needs (`pickle.encode_long` trims them).
+pub fn int_to_signed_le_bytes(value: &Bound<'_, PyInt>) -> PyResult<Vec<u8>> {
+    let py = value.py();
+    // SAFETY: `value` is an int.
+    let nbits = unsafe { raw::_PyLong_NumBits(value.as_ptr()) };
+    if nbits == usize::MAX {
+        return Err(PyErr::fetch(py));
+    }
+    let nbytes = (nbits >> 3) + 1;
+    if nbytes > 0x7fff_ffff {
+        return Err(pyo3::exceptions::PyOverflowError::new_err(
+            "int too large to pickle",
+        ));
+    }
+    let mut out = vec![0u8; nbytes];
+    // SAFETY: `value` is an int and `out` has room for its signed form.
+    if unsafe { raw::long_as_byte_array(value.as_ptr(), &mut out) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(out)
+}
+
+// ---- strings -------------------------------------------------------------------------------
+
+/// The UTF-8 text of a str, borrowed from the str (CPython caches it there), or None when it
+/// holds lone surrogates (not UTF-8).
+#[inline]
+pub fn str_utf8<'a>(text: &'a Bound<'_, PyString>) -> Option<&'a [u8]> {
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: `text` is a str; the UTF-8 buffer it caches lives as long as it does, and the
+    // slice borrows `text`.
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(text.as_ptr(), &raw mut size) };
+    if data.is_null() {
+        let _ = PyErr::take(text.py());
+        return None;
+    }
+    // SAFETY: CPython returned a buffer of `size` bytes owned by `text`.
+    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) })
+}
+
+/// The text of a str as UTF-8 with lone surrogates written as `pickle` writes them
+/// (`surrogatepass`), as a new `bytes`: for the strs [`str_utf8`] refuses.
+pub fn str_encode_surrogatepass<'py>(text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyBytes>> {
+    let py = text.py();
+    Ok(text
+        .call_method1(
+            pyo3::intern!(py, "encode"),
+            (
+                pyo3::intern!(py, "utf-8"),
+                pyo3::intern!(py, "surrogatepass"),
+            ),
+        )?
+        .cast_into::<PyBytes>()?)
+}
+
+// ---- containers ----------------------------------------------------------------------------
+
+/// The next (key, value) of a dict from position `pos`, as owned references; None at the end.
+/// Safe while the dict changes: PyDict_Next checks `pos` against the current table.
+#[inline]
+pub fn dict_next<'py>(
+    dict: &Bound<'py, PyDict>,
+    pos: &mut ffi::Py_ssize_t,
+) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut key = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `dict` is a live dict; PyDict_Next bounds-checks `pos` against the current
+    // table, and returns borrowed references that we immediately own (incref).
+    unsafe {
+        if ffi::PyDict_Next(dict.as_ptr(), pos, &raw mut key, &raw mut value) == 0 {
+            return None;
+        }
+        let py = dict.py();
+        Some((
+            Bound::from_borrowed_ptr(py, key),
+            Bound::from_borrowed_ptr(py, value),
+        ))
+    }
+}
+
+/// Item `i` of a list, or None past its current end (the list may shrink while its items
+/// are being saved).
+#[inline]
+pub fn list_item<'py>(list: &Bound<'py, PyList>, i: usize) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: `list` is a live list; the index is checked against its current size before
+    // the borrowed item is read, and the item is owned (incref) immediately.
+    unsafe {
+        let ptr = list.as_ptr();
+        if i >= ffi::PyList_GET_SIZE(ptr) as usize {
+            return None;
+        }
+        Some(Bound::from_borrowed_ptr(
+            list.py(),
+            ffi::PyList_GET_ITEM(ptr, i as ffi::Py_ssize_t),
+        ))
+    }
+}
+
+/// Whether `obj` is an iterator (its type has `tp_iternext`).
+#[inline]
+pub fn is_iterator(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: PyIter_Check only reads the type's tp_iternext slot.
+    unsafe { ffi::PyIter_Check(obj.as_ptr()) != 0 }
+}
+
+/// `next(iterator)`, None when exhausted. Callers check [`is_iterator`] first.
+#[inline]
+pub fn iter_next<'py>(iterator: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = iterator.py();
+    if !is_iterator(iterator) {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "expected an iterator",
+        ));
+    }
+    // SAFETY: `iterator` passed PyIter_Check; PyIter_Next returns a new reference or null
+    // (with an exception set, or not at the end).
+    let item = unsafe { ffi::PyIter_Next(iterator.as_ptr()) };
+    if item.is_null() {
+        return match PyErr::take(py) {
+            Some(e) => Err(e),
+            None => Ok(None),
+        };
+    }
+    // SAFETY: a new reference, owned from here on.
+    Ok(Some(unsafe { Bound::from_owned_ptr(py, item) }))
+}
+
+// ---- the interpreter -----------------------------------------------------------------------
+
+/// `sys.getrecursionlimit()`.
+pub fn recursion_limit(_py: Python<'_>) -> i32 {
+    // SAFETY: reads an interpreter setting; the interpreter is attached (`_py`).
+    unsafe { ffi::Py_GetRecursionLimit() }
+}
+
+/// The interpreter's `sys.modules` dict itself (not a lookup through the `sys` module).
+pub fn sys_modules(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: a borrowed reference to the interpreter's module dict (never null while the
+    // interpreter runs), owned from here on.
+    let modules = unsafe { Bound::from_borrowed_ptr(py, ffi::PyImport_GetModuleDict()) };
+    Ok(modules.cast_into::<PyDict>()?)
+}
+
+/// `PyImport_Import(name)`: what `pickle` does to import a global's module.
+pub fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyImport_Import takes a borrowed name and returns a new reference or null.
+    unsafe { Bound::from_owned_ptr_or_err(name.py(), ffi::PyImport_Import(name.as_ptr())) }
+}
+
+// ---- weak references -----------------------------------------------------------------------
+
+/// A new weak reference to `obj` (an error for objects that cannot be weakly referenced).
+pub fn weakref_new<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyWeakref_NewRef takes a borrowed object and returns a new reference or null
+    // with an exception.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            ffi::PyWeakref_NewRef(obj.as_ptr(), std::ptr::null_mut()),
+        )
+    }
+}
+
+/// Whether the weak reference `weak` points at `obj` (false once its target is gone, and for
+/// anything that is not a weak reference).
+pub fn weakref_points_at(weak: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: PyWeakref_Check only reads the object's type.
+    if unsafe { ffi::PyWeakref_Check(weak.as_ptr()) } == 0 {
+        return false;
+    }
+    #[cfg(Py_3_13)]
+    {
+        let mut target: *mut ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `weak` is a live weak reference; on success `target` is a new reference
+        // (or null once dead), released right away: only its address is compared.
+        unsafe {
+            if ffi::PyWeakref_GetRef(weak.as_ptr(), &mut target) < 0 {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let same = !target.is_null() && std::ptr::eq(target, obj.as_ptr());
+            ffi::Py_XDECREF(target);
+            same
+        }
+    }
+    #[cfg(not(Py_3_13))]
+    {
+        // SAFETY: `weak` is a live weak reference; the result is borrowed (None once dead)
+        // and only its address is compared.
+        let target = unsafe { ffi::PyWeakref_GetObject(weak.as_ptr()) };
+        std::ptr::eq(target, obj.as_ptr())
+    }
+}
+
+// ---- types ---------------------------------------------------------------------------------
+
+/// A type's deallocator, as an address (0 for none): every class made by `type.__new__` has
+/// CPython's `subtype_dealloc`.
+pub fn type_dealloc(tp: &Bound<'_, PyType>) -> usize {
+    // SAFETY: reading a slot of a live type object.
+    unsafe { (*tp.as_type_ptr()).tp_dealloc.map_or(0, |f| f as usize) }
+}
+
+/// A class's own namespace dict, read directly (no mappingproxy); None when the type keeps
+/// none there (3.12+ builtin static types keep theirs elsewhere).
+pub fn type_dict<'py>(tp: &Bound<'py, PyType>) -> Option<Bound<'py, PyDict>> {
+    let py = tp.py();
+    // SAFETY: reading a field of a live type object (3.12+: through PyType_GetDict, which
+    // returns a new reference or null).
+    let dict = unsafe {
+        #[cfg(Py_3_12)]
+        {
+            Bound::from_owned_ptr_or_opt(py, ffi::PyType_GetDict(tp.as_type_ptr()))
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            Bound::from_borrowed_ptr_or_opt(py, (*tp.as_type_ptr()).tp_dict)
+        }
+    };
+    if dict.is_none() {
+        let _ = PyErr::take(py);
+    }
+    dict.and_then(|d| d.cast_into::<PyDict>().ok())
+}
+
+/// The parts of a type's layout the plain-instance fast path depends on.
+pub struct TypeLayout {
+    /// Its metaclass is exactly `type`.
+    pub metatype_is_type: bool,
+    /// Its attribute lookup is `object.__getattribute__`'s generic one.
+    pub generic_getattr: bool,
+    /// Variable-size instances (`tp_itemsize != 0`).
+    pub variable_size: bool,
+    /// A heap type (created at run time, by a class statement or C code's PyType_FromSpec).
+    pub heap: bool,
+}
+
+/// The [`TypeLayout`] of `tp`.
+pub fn type_layout(tp: &Bound<'_, PyType>) -> TypeLayout {
+    let raw = tp.as_type_ptr();
+    // SAFETY: `tp` is a live type object; we read plain fields of its PyTypeObject.
+    unsafe {
+        TypeLayout {
+            metatype_is_type: ffi::Py_TYPE(raw.cast()) == std::ptr::addr_of_mut!(ffi::PyType_Type),
+            generic_getattr: (*raw).tp_getattro.is_some_and(|f| {
+                std::ptr::fn_addr_eq(f, ffi::PyObject_GenericGetAttr as ffi::getattrofunc)
+            }),
+            variable_size: (*raw).tp_itemsize != 0,
+            heap: ffi::PyType_GetFlags(raw) & ffi::Py_TPFLAGS_HEAPTYPE != 0,
+        }
+    }
+}
+
+/// `object.__dict__`'s generic getter: the instance dict, materialised if need be (an
+/// AttributeError for objects without one).
+pub fn generic_dict<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyObject_GenericGetDict takes a borrowed object, checks that its type has an
+    // instance dict, and returns a new reference or null with an exception.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+        )
+    }
+}
+
+// ---- functions and cells -------------------------------------------------------------------
+
+/// A function's fields, each as a new reference (None for NULL), read without attribute
+/// lookups.
+pub struct FunctionFields<'py> {
+    pub code: Bound<'py, PyAny>,
+    pub globals: Bound<'py, PyAny>,
+    pub name: Option<Bound<'py, PyAny>>,
+    pub qualname: Option<Bound<'py, PyAny>>,
+    pub defaults: Option<Bound<'py, PyAny>>,
+    pub kwdefaults: Option<Bound<'py, PyAny>>,
+    pub closure: Option<Bound<'py, PyAny>>,
+    pub doc: Option<Bound<'py, PyAny>>,
+    pub dict: Option<Bound<'py, PyAny>>,
+    pub module: Option<Bound<'py, PyAny>>,
+    pub annotations: Option<Bound<'py, PyAny>>,
+    /// 3.12+ `__type_params__`.
+    pub type_params: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> FunctionFields<'py> {
+    pub fn of(func: &Bound<'py, PyFunction>) -> PyResult<Self> {
+        let py = func.py();
+        let field = |ptr: *mut ffi::PyObject| {
+            // SAFETY: `ptr` is a field of the live function `func` (a valid borrowed
+            // pointer or NULL), owned from here on.
+            unsafe { Bound::from_borrowed_ptr_or_opt(py, ptr) }
+        };
+        let missing = || pyo3::exceptions::PySystemError::new_err("function without code");
+        // SAFETY: `func` is a function (its type says so), alive while we hold it; its
+        // fields are plain pointers of PyFunctionObject.
+        let f = unsafe { &*func.as_ptr().cast::<ffi::PyFunctionObject>() };
+        Ok(FunctionFields {
+            code: field(f.func_code).ok_or_else(missing)?,
+            globals: field(f.func_globals).ok_or_else(missing)?,
+            name: field(f.func_name),
+            qualname: field(f.func_qualname),
+            defaults: field(f.func_defaults),
+            kwdefaults: field(f.func_kwdefaults),
+            closure: field(f.func_closure),
+            doc: field(f.func_doc),
+            dict: field(f.func_dict),
+            module: field(f.func_module),
+            annotations: field(f.func_annotations),
+            #[cfg(Py_3_12)]
+            type_params: field(f.func_typeparams),
+            #[cfg(not(Py_3_12))]
+            type_params: None,
+        })
+    }
+}
+
+/// A function's code object.
+#[inline]
+pub fn function_code<'py>(func: &Bound<'py, PyFunction>) -> Bound<'py, PyAny> {
+    // SAFETY: `func` is a function; PyFunction_GetCode returns its (never NULL) code as a
+    // borrowed reference, owned from here on.
+    unsafe { Bound::from_borrowed_ptr(func.py(), ffi::PyFunction_GetCode(func.as_ptr())) }
+}
+
+/// A function's globals dict.
+pub fn function_globals<'py>(func: &Bound<'py, PyFunction>) -> PyResult<Bound<'py, PyDict>> {
+    // SAFETY: `func` is a function; PyFunction_GetGlobals returns its (never NULL) globals as
+    // a borrowed reference, owned from here on.
+    let globals =
+        unsafe { Bound::from_borrowed_ptr(func.py(), ffi::PyFunction_GetGlobals(func.as_ptr())) };
+    Ok(globals.cast_into::<PyDict>()?)
+}
+
+/// `FunctionType(code, globals)` without its argument parsing, for code that needs no
+/// closure; None when it does (then the caller goes through `FunctionType`, which checks the
+/// closure against the code).
+pub fn new_function<'py>(
+    code: &Bound<'py, PyCode>,
+    globals: &Bound<'py, PyDict>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = code.py();
+    let free = code
+        .getattr(pyo3::intern!(py, "co_freevars"))?
+        .cast_into::<PyTuple>()?;
+    if !free.is_empty() {
+        return Ok(None);
+    }
+    // SAFETY: `code` is a code object without free variables and `globals` a dict;
+    // PyFunction_New returns a new reference or null with an exception.
+    unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyFunction_New(code.as_ptr(), globals.as_ptr()))
+            .map(Some)
+    }
+}
+
+/// `func.__defaults__ = defaults`.
+pub fn set_defaults(func: &Bound<'_, PyFunction>, defaults: &Bound<'_, PyTuple>) -> PyResult<()> {
+    // SAFETY: a function and a tuple; returns -1 with an exception on failure.
+    if unsafe { ffi::PyFunction_SetDefaults(func.as_ptr(), defaults.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(func.py()));
+    }
+    Ok(())
+}
+
+/// `func.__kwdefaults__ = kwdefaults`.
+pub fn set_kwdefaults(
+    func: &Bound<'_, PyFunction>,
+    kwdefaults: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    // SAFETY: a function and a dict; returns -1 with an exception on failure.
+    if unsafe { ffi::PyFunction_SetKwDefaults(func.as_ptr(), kwdefaults.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(func.py()));
+    }
+    Ok(())
+}
+
+/// A new empty cell.
+pub fn new_empty_cell(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: PyCell_New(NULL) makes an empty cell; a new reference or null with an error.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyCell_New(std::ptr::null_mut())) }
+}
