@@ -9,7 +9,7 @@
 
 use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyModule, PyString};
+use pyo3::types::{PyModule, PyString};
 
 pub use crate::ffi::sys_modules;
 
@@ -30,16 +30,20 @@ pub fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
     crate::ffi::import_module(name)
 }
 
-/// A qualified name split at its dots (`Outer.Inner.method`), each part a str object.
+/// A qualified name split at its dots (`Outer.Inner.method`), each part a str object (the
+/// name itself when it has no dot).
 pub fn split_dotted<'py>(name: &Bound<'py, PyString>) -> PyResult<Vec<Bound<'py, PyString>>> {
-    let py = name.py();
-    if !name.to_cow()?.contains('.') {
+    let text = name.to_cow()?;
+    if !text.contains('.') {
         return Ok(vec![name.clone()]);
     }
-    name.call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
-        .cast_into::<PyList>()?
-        .iter()
-        .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
+    Ok(split_text(name.py(), &text))
+}
+
+/// [`split_dotted`] for a name held by Rust.
+pub fn split_text<'py>(py: Python<'py>, name: &str) -> Vec<Bound<'py, PyString>> {
+    name.split('.')
+        .map(|part| PyString::new(py, part))
         .collect()
 }
 
@@ -93,12 +97,27 @@ pub fn whichmodule<'py>(
     path: &[Bound<'py, PyString>],
     scan: Scan,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = obj.py();
-    if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
-        if !module_name.is_none() {
-            return Ok(Some(module_name));
-        }
+    match declared_module(obj)? {
+        Some(module_name) => Ok(Some(module_name)),
+        None => scan_sys_modules(obj, path, scan),
     }
+}
+
+/// `obj.__module__`, unless it is missing or None.
+pub fn declared_module<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(obj
+        .getattr_opt(pyo3::intern!(obj.py(), "__module__"))?
+        .filter(|name| !name.is_none()))
+}
+
+/// [`whichmodule`]'s scan: the first module in `sys.modules` (never `__main__` or
+/// `__mp_main__`) that has `obj` itself at `path`.
+pub fn scan_sys_modules<'py>(
+    obj: &Bound<'py, PyAny>,
+    path: &[Bound<'py, PyString>],
+    scan: Scan,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
     if is_local(path)? {
         return Ok(None);
     }

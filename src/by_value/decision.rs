@@ -4,7 +4,9 @@
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 
-use crate::modules::{resolve, split_dotted, sys_modules, whichmodule, Scan};
+use crate::modules::{
+    declared_module, resolve, scan_sys_modules, split_text, sys_modules, whichmodule, Scan,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyFunction, PyModule, PySet, PyString, PyType};
 
@@ -92,8 +94,7 @@ pub fn whichmodule_py<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let path = split_dotted(&PyString::new(obj.py(), name))?;
-    whichmodule(obj, &path, Scan::ModulesOnly)
+    whichmodule(obj, &split_text(obj.py(), name), Scan::ModulesOnly)
 }
 
 /// `_lookup_module_and_qualname(obj, name=None)`, exposed under cloudpickle's private name:
@@ -125,8 +126,12 @@ pub fn lookup_module_and_qualname<'py>(
     // usually interned) rather than a new string.
     if !text.contains('.') {
         if let Ok(name_str) = name.cast::<PyString>() {
-            let path = [name_str.clone()];
-            return lookup_module_with(obj, &text, &path, |module| module.getattr(name_str));
+            return lookup_module_with(
+                obj,
+                &text,
+                || Ok(vec![name_str.clone()]),
+                |module| module.getattr(name_str),
+            );
         }
     }
     lookup_module_and_name(obj, &text)
@@ -137,22 +142,30 @@ pub fn lookup_module_and_name<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
-    let path = split_dotted(&PyString::new(obj.py(), name))?;
-    lookup_module_with(obj, name, &path, |module| {
-        resolve(module, &path).map(|(found, _)| found)
-    })
+    let py = obj.py();
+    lookup_module_with(
+        obj,
+        name,
+        || Ok(split_text(py, name)),
+        |module| resolve(module, &split_text(py, name)).map(|(found, _)| found),
+    )
 }
 
 fn lookup_module_with<'py>(
     obj: &Bound<'py, PyAny>,
     name: &str,
-    path: &[Bound<'py, PyString>],
+    path: impl FnOnce() -> PyResult<Vec<Bound<'py, PyString>>>,
     resolve: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
     let py = obj.py();
     let name = name.to_owned();
-    let Some(module_name) = whichmodule(obj, path, Scan::ModulesOnly)? else {
-        return Ok(None);
+    // The dotted path is split only when `__module__` does not say where to look.
+    let module_name = match declared_module(obj)? {
+        Some(module_name) => module_name,
+        None => match scan_sys_modules(obj, &path()?, Scan::ModulesOnly)? {
+            Some(module_name) => module_name,
+            None => return Ok(None),
+        },
     };
     if let Ok(text) = module_name.cast::<PyString>() {
         if text.to_cow()? == "__main__" {

@@ -25,6 +25,7 @@ use pyo3::types::{
     PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PySet, PyString,
     PyTuple, PyType,
 };
+use pyo3::PyTypeInfo;
 
 use crate::by_value::ClassDecision;
 use crate::errors::{pickling_error, AtPath, PathSegment, SaveResult};
@@ -41,6 +42,38 @@ use crate::writer::Output;
 const STACK_RED_ZONE: usize = 256 * 1024;
 /// Size of each extra stack segment.
 const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// An object and its exact type, read once: the dispatch's one cast per object happens here.
+#[derive(Clone, Copy)]
+struct Typed<'a, 'py> {
+    obj: &'a Bound<'py, PyAny>,
+    tp: *mut pyo3::ffi::PyTypeObject,
+}
+
+impl<'a, 'py> Typed<'a, 'py> {
+    #[inline(always)]
+    fn new(obj: &'a Bound<'py, PyAny>) -> Self {
+        Typed {
+            obj,
+            tp: obj.get_type_ptr(),
+        }
+    }
+
+    /// The object as a `T` when its type is exactly `T`: a comparison of the type pointer read
+    /// once, like `cast_exact` without the error value it builds on a miss (the dispatch
+    /// misses several times for most objects).
+    #[inline(always)]
+    fn exact<T: PyTypeInfo>(self) -> Option<&'a Bound<'py, T>> {
+        if std::ptr::eq(self.tp, T::type_object_raw(self.obj.py())) {
+            // SAFETY: `tp`, read from the object in `new`, is exactly `T`'s type object. The
+            // object is still a `T`: `T` is a builtin (static) type, and CPython refuses
+            // `__class__` assignment to or from a static type.
+            Some(unsafe { self.obj.cast_unchecked::<T>() })
+        } else {
+            None
+        }
+    }
+}
 
 /// The customisation points a `Pickler` subclass (or instance) provides.
 #[derive(Default)]
@@ -234,7 +267,8 @@ impl<'py> Dumper<'py> {
                 }
             }
         }
-        let tp = obj.get_type_ptr() as usize;
+        let subject = Typed::new(obj);
+        let tp = subject.tp as usize;
         let types = &self.lk.types;
         if obj.is_none() {
             return self.write(&[NONE]);
@@ -242,20 +276,20 @@ impl<'py> Dumper<'py> {
         if tp == types.bool {
             return self.save_bool(obj);
         }
-        // Each exact type is cast once, here, and its save_* takes the typed reference.
-        if let Ok(int) = obj.cast_exact::<PyInt>() {
+        // Each exact type is cast once, here, and its save_* takes the subject reference.
+        if let Some(int) = subject.exact::<PyInt>() {
             return self.save_long(int);
         }
-        if let Ok(float) = obj.cast_exact::<PyFloat>() {
+        if let Some(float) = subject.exact::<PyFloat>() {
             return self.save_float(float);
         }
         if let Some(idx) = self.memo.get(obj) {
             return self.memo_get(idx);
         }
-        if let Ok(text) = obj.cast_exact::<PyString>() {
+        if let Some(text) = subject.exact::<PyString>() {
             return self.save_str(text);
         }
-        if let Ok(bytes) = obj.cast_exact::<PyBytes>() {
+        if let Some(bytes) = subject.exact::<PyBytes>() {
             return self.save_bytes(bytes);
         }
         // Depth is counted only for objects that can contain others (as CPython does).
@@ -267,30 +301,31 @@ impl<'py> Dumper<'py> {
         }
         self.depth += 1;
         let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
-            self.save_compound(obj, tp)
+            self.save_compound(subject)
         });
         self.depth -= 1;
         result
     }
 
-    fn save_compound(&mut self, obj: &Bound<'py, PyAny>, tp: usize) -> SaveResult {
+    fn save_compound(&mut self, subject: Typed<'_, 'py>) -> SaveResult {
+        let (obj, tp) = (subject.obj, subject.tp as usize);
         let types = &self.lk.types;
-        if let Ok(dict) = obj.cast_exact::<PyDict>() {
+        if let Some(dict) = subject.exact::<PyDict>() {
             return self.save_dict(dict);
         }
-        if let Ok(list) = obj.cast_exact::<PyList>() {
+        if let Some(list) = subject.exact::<PyList>() {
             return self.save_list(list);
         }
-        if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
+        if let Some(tuple) = subject.exact::<PyTuple>() {
             return self.save_tuple(tuple);
         }
-        if let Ok(set) = obj.cast_exact::<PySet>() {
+        if let Some(set) = subject.exact::<PySet>() {
             return self.save_set(set);
         }
-        if let Ok(set) = obj.cast_exact::<PyFrozenSet>() {
+        if let Some(set) = subject.exact::<PyFrozenSet>() {
             return self.save_frozenset(set);
         }
-        if let Ok(array) = obj.cast_exact::<PyByteArray>() {
+        if let Some(array) = subject.exact::<PyByteArray>() {
             return self.save_bytearray(array);
         }
         if tp == types.picklebuffer {
@@ -302,7 +337,7 @@ impl<'py> Dumper<'py> {
             if !rv.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
-        } else if let Ok(func) = obj.cast_exact::<PyFunction>() {
+        } else if let Some(func) = subject.exact::<PyFunction>() {
             // cloudpickle's reducer_override for functions, natively.
             return match crate::by_value::function_decision(func)? {
                 crate::by_value::FunctionDecision::ByValue => self
