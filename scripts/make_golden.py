@@ -8,7 +8,9 @@ Run it once per CPython minor version (3.9-3.13), each with skypickle built for 
 interpreter. Every case of tests/golden/golden_cases.py is built from its source text (compiled
 as ``golden/<case>.py`` in a namespace named ``__main__``, so nothing of this machine's paths
 ends up in a payload) and dumped at protocols 2 to 5, one file per case and protocol:
-``<case>.p<protocol>.pkl``.
+``<case>.p<protocol>.pkl``. Functions of the standard library that travel by value with a case's
+object (namedtuple's and dataclasses' generated methods, ...) are given the neutral file name
+``golden/<module>.py`` while it is dumped (``neutral_file_names``).
 
 Golden payloads are a record of what a release wrote: later releases must keep loading them.
 So existing files are never rewritten (the script keeps them and says so) unless ``--force`` is
@@ -55,6 +57,7 @@ import argparse
 import collections
 import contextlib
 import copyreg
+import functools
 import hashlib
 import io
 import json
@@ -63,7 +66,6 @@ import platform
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import types
 from pathlib import Path
@@ -138,7 +140,170 @@ def built(case: gc.Case):
         for value in vars(main).values():
             if isinstance(value, io.IOBase):  # the files a case opened
                 cleanup.callback(value.close)
+        renamed = cleanup.enter_context(neutral_file_names(main.OBJ))
+        if renamed:
+            print(f"{case.name}: neutral file names for {', '.join(renamed)}")
         yield main.OBJ
+
+
+# --------------------------------------------------------------------------------------------
+# Neutral file names for the standard library's code that travels by value
+# --------------------------------------------------------------------------------------------
+
+#: Where the code of a case comes from: ``golden/<case>.py``, ``golden/<module>.py``.
+NEUTRAL_PREFIX = "golden/"
+
+
+def class_maker(cls: type) -> str | None:
+    """The standard-library module whose machinery made ``cls``'s generated methods: their code
+    is compiled from text (``co_filename`` is ``"<string>"``), so it does not say itself."""
+    namespace = vars(cls)
+    if "__dataclass_fields__" in namespace:
+        return "dataclasses"
+    if issubclass(cls, tuple) and "_fields" in namespace:
+        return "collections"  # collections.namedtuple, which typing.NamedTuple calls
+    return None
+
+
+def module_of_file(filename: str) -> str | None:
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return None
+
+
+def with_file_name(code: types.CodeType, filename: str) -> types.CodeType:
+    """``code`` and the code objects nested in it, compiled from ``filename``."""
+    consts = tuple(
+        with_file_name(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def referenced_names(code: types.CodeType):
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from referenced_names(const)
+
+
+#: What makes a function a ``functools.singledispatch`` one for the dumper.
+SINGLEDISPATCH_ATTRIBUTES = {"registry", "dispatch", "register", "_clear_cache", "__wrapped__"}
+
+
+def by_value_functions(root) -> list[tuple[types.FunctionType, str | None]]:
+    """The functions that travel by value with ``root`` and whose code does not come from a
+    case (its file name is not ``golden/...``), each with the module that made the class it
+    was found in (``class_maker``). Walks what the dumper sends by value: containers, the
+    namespaces of by-value classes and modules (their classmethods, staticmethods and
+    properties), functions' closures, defaults, attributes (``__wrapped__``) and the globals
+    their code names, bound methods, ``functools`` wrappers (what their reduce values hold),
+    instances' state. Functions and classes that are pickled by reference are not entered."""
+    by_reference = _skypickle._should_pickle_by_reference
+    found: list[tuple[types.FunctionType, str | None]] = []
+    seen: set[int] = set()
+    todo: list[tuple[object, str | None]] = [(root, None)]
+    while todo:
+        obj, maker = todo.pop()
+        if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool)):
+            continue
+        seen.add(id(obj))
+        children: list = []
+        if isinstance(obj, types.FunctionType) and SINGLEDISPATCH_ATTRIBUTES <= set(obj.__dict__):
+            # A singledispatch function travels as _make_singledispatch(default, registry):
+            # not its wrapper, its dispatch and register closures (functools' code).
+            children += [obj.__dict__["__wrapped__"], obj.__dict__["registry"]]
+        elif isinstance(obj, types.FunctionType):
+            if by_reference(obj):
+                continue
+            if not obj.__code__.co_filename.startswith(NEUTRAL_PREFIX):
+                found.append((obj, maker))
+            children += [c.cell_contents for c in obj.__closure__ or () if not _empty(c)]
+            children += [obj.__defaults__, obj.__kwdefaults__, obj.__dict__]
+            children += [obj.__annotations__, getattr(obj, "__type_params__", None)]
+            children += [
+                obj.__globals__[name]
+                for name in set(referenced_names(obj.__code__))
+                if name in obj.__globals__
+            ]
+        elif isinstance(obj, type):
+            if by_reference(obj):
+                continue
+            maker = class_maker(obj) or maker
+            children += [vars(obj), obj.__bases__]
+        elif isinstance(obj, types.ModuleType):
+            if by_reference(obj):
+                continue
+            children.append(vars(obj))
+        elif isinstance(obj, (dict, types.MappingProxyType)):
+            children += list(obj.keys()) + list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children += list(obj)
+        elif isinstance(obj, (classmethod, staticmethod)):
+            children.append(obj.__func__)
+        elif isinstance(obj, property):
+            children += [obj.fget, obj.fset, obj.fdel]
+        elif isinstance(obj, types.MethodType):
+            children += [obj.__func__, obj.__self__]
+        elif isinstance(obj, types.CellType):
+            if not _empty(obj):
+                children.append(obj.cell_contents)
+        elif isinstance(obj, functools.partial):
+            children += [obj.func, obj.args, obj.keywords]
+        elif isinstance(obj, functools.cached_property):
+            children.append(obj.func)
+        elif isinstance(obj, functools._lru_cache_wrapper):
+            children.append(obj.__wrapped__)  # _make_lru_cache(function, maxsize, typed)
+        else:
+            children.append(type(obj))
+            state = getattr(obj, "__dict__", None)
+            if isinstance(state, dict):
+                children.append(state)
+        todo.extend((child, maker) for child in children)
+    return found
+
+
+def _empty(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - reading it is the check
+    except ValueError:
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def neutral_file_names(obj):
+    """While ``obj`` is dumped, the functions of the standard library that travel by value
+    with it (the methods ``collections.namedtuple`` and ``dataclasses`` generate, the
+    recursive-repr guard of a dataclass's ``__repr__``, ``enum.Flag._iter_member_by_def_``
+    bound in a Flag whose members are not in ascending order, ...) carry a neutral file name,
+    ``golden/<module>.py``, as the functions of the cases do (``golden/<case>.py``): their code
+    (and the code nested in it) gets that ``co_filename``, and their module's ``__file__`` and
+    ``__path__``, which the dumper sends with a by-value function's globals, read as neutral
+    names too. The payload is still what today's dumper writes for such an object: only the
+    file names in it are not this machine's. Everything is put back afterwards.
+
+    Yields the names given, sorted."""
+    neutral_names = []
+    for func, maker in by_value_functions(obj):
+        filename = func.__code__.co_filename
+        module = module_of_file(filename) or maker
+        if module is None:
+            raise SystemExit(
+                f"{func.__qualname__} travels by value, compiled from {filename!r}: which "
+                "module made it? (see class_maker in scripts/make_golden.py)"
+            )
+        neutral_names.append((func, f"{NEUTRAL_PREFIX}{module}.py"))
+    with contextlib.ExitStack() as restore:
+        for func, neutral in neutral_names:
+            restore.callback(setattr, func, "__code__", func.__code__)
+            func.__code__ = with_file_name(func.__code__, neutral)
+            namespace = func.__globals__
+            for key, value in (("__file__", neutral), ("__path__", [neutral[: -len(".py")]])):
+                if key in namespace and namespace[key] != value:
+                    restore.callback(namespace.__setitem__, key, namespace[key])
+                    namespace[key] = value
+        yield sorted({neutral for _func, neutral in neutral_names})
 
 
 class NamedPickler(OverridePickler):
@@ -253,10 +418,6 @@ def main(argv=None) -> int:
     manifest_path = out / "manifest.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"files": {}}
     hostname = socket.gethostname()
-    stdlib = sysconfig.get_paths()["stdlib"]
-
-    def leaks_of(case: gc.Case, data: bytes) -> list[str]:
-        return gc.machine_leaks(data, hostname, stdlib if case.stdlib_code else "")
 
     written: dict[str, dict] = {}
     kept: list[str] = []
@@ -275,7 +436,7 @@ def main(argv=None) -> int:
         with built(case) as obj:
             for protocol, path in todo:
                 data = dump(case, obj, protocol)
-                leaks = leaks_of(case, data)
+                leaks = gc.machine_leaks(data, hostname)
                 if leaks:
                     raise SystemExit(f"{path.name} would name this machine: {', '.join(leaks)}")
                 path.write_bytes(data)
@@ -304,13 +465,10 @@ def main(argv=None) -> int:
                     f"{path.name} differs from the manifest's sha256: golden payloads are never "
                     "changed (restore it from git)"
                 )
-            for key in ("python", "skypickle", "stdlib_prefix"):
+            for key in ("python", "skypickle"):
                 if key in previous:
                     entry[key] = previous[key]
-        if path.name in written and case.stdlib_code:
-            # What the test allows in this file besides the case's own neutral names.
-            entry["stdlib_prefix"] = stdlib
-        leaks = gc.machine_leaks(data, hostname, entry.get("stdlib_prefix", ""))
+        leaks = gc.machine_leaks(data, hostname)
         if leaks:
             raise SystemExit(f"{path.name} names this machine: {', '.join(leaks)}")
         files[path.name] = entry

@@ -19,14 +19,18 @@ Each case has
 * optionally ``module_source`` (a module made from source, registered for pickling by value,
   importable as ``MODULE_NAME`` while dumping and nowhere when loading), ``file_text`` (the
   contents of ``golden_input.txt``, opened by a *relative* name so the file's name holds no
-  path), ``min_version``, and ``stdlib_code`` (see below).
+  path), and ``min_version``.
 
-No payload may contain a path of the machine that made it (``machine_leaks``). The exception is
-``stdlib_code=True``: objects whose class machinery is code of the standard library that no name
-imports (the methods ``collections.namedtuple`` defines) travel by value, as with cloudpickle,
-and their code carries the sender's path of the standard library (``co_filename``, the module's
-``__file__``). Those payloads may contain that one prefix, the generating interpreter's
-``stdlib`` directory, and nothing else of the machine.
+No payload may contain a path of the machine that made it, nor its host name
+(``machine_leaks``), without exception. Some objects bring code of the standard library along
+by value, as with cloudpickle: the methods ``collections.namedtuple`` and ``dataclasses``
+generate, the recursive-repr guard around a dataclass's ``__repr__``, ``enum``'s
+``Flag._iter_member_by_def_`` bound in a Flag whose members are not in ascending order. Their
+code would carry the sender's path of the standard library (``co_filename``, and the module's
+``__file__`` sent with the function's globals). While such a case is dumped, the generator gives
+those functions the neutral file name ``golden/<module>.py``, as the cases' own functions have
+``golden/<case>.py`` (``neutral_file_names`` in scripts/make_golden.py): the payload is what the
+dumper writes for that object, its file names are simply not the machine's.
 
 Cases are never removed, and their sources never changed, once their payloads are committed:
 the payloads are the proof that later releases still load what earlier ones wrote. An exercise
@@ -81,7 +85,6 @@ class Case(NamedTuple):
     module_source: str | None = None
     file_text: str | None = None
     min_version: tuple = (3, 9)
-    stdlib_code: bool = False
 
     def applies(self, version_info=None) -> bool:
         return tuple(version_info or sys.version_info)[:2] >= self.min_version
@@ -460,10 +463,6 @@ def _abc_registered(obj):
     assert not issubclass(int, store)
 
 
-# Perm's members are in ascending value order: on 3.11 and later, a Flag whose members are not
-# gets enum.py's own `Flag._iter_member_by_def_` bound in its namespace, which travels by value
-# (as with cloudpickle: a classmethod's function is not importable under its qualified name),
-# and with it the sender's path of enum.py, which golden payloads must not contain.
 @case(
     "enum_kinds",
     """
@@ -538,11 +537,39 @@ def _enum_own_init(planet):
     assert planet((3.303e23, 2.4397e6)) is planet.MERCURY
 
 
-# repr=False: the repr a dataclass gets by default is wrapped by a closure of the standard library
-# (dataclasses' or reprlib's recursive-repr guard) that travels by value, as with cloudpickle, and
-# brings the sender's path of dataclasses.py (reprlib.py) along: golden payloads must not contain
-# paths of the machine that made them (the `stdlib_code` exception is kept for namedtuples, whose
-# methods cannot avoid it).
+# Members not in ascending value order: from 3.11 a Flag iterates them in definition order through
+# enum's own Flag._iter_member_by_def_, bound in its namespace, which travels by value (a
+# classmethod's function is not importable under its qualified name).
+@case(
+    "flag_definition_order",
+    """
+    import enum
+
+
+    class Access(enum.Flag):
+        READ = 4
+        WRITE = 2
+        EXECUTE = 1
+
+
+    OBJ = (Access, Access.READ | Access.EXECUTE)
+    """,
+)
+def _flag_definition_order(obj):
+    access, read_execute = obj
+    assert [m.name for m in access] == ["READ", "WRITE", "EXECUTE"]
+    assert read_execute == access.READ | access.EXECUTE
+    assert read_execute.value == 5 and access(5) == read_execute
+    assert access.EXECUTE in read_execute and access.WRITE not in read_execute
+    assert ~read_execute == access.WRITE
+    if sys.version_info >= (3, 11):
+        # Definition order, not ascending values: the bound _iter_member_by_def_ travelled.
+        assert list(read_execute) == [access.READ, access.EXECUTE]
+        assert access.__dict__["_iter_member_"].__func__.__name__ == "_iter_member_by_def_"
+
+
+# The default repr: the generated __repr__ is wrapped by a closure of the standard library
+# (dataclasses' recursive-repr guard, reprlib's from 3.13) that travels by value with it.
 @case(
     "dataclass_fields",
     """
@@ -550,7 +577,7 @@ def _enum_own_init(planet):
     from typing import ClassVar
 
 
-    @dataclasses.dataclass(repr=False)
+    @dataclasses.dataclass
     class Job:
         priority: int
         name: str = "job"
@@ -578,6 +605,10 @@ def _dataclass_fields(job):
     kinds = {f.name: f._field_type for f in job.__dataclass_fields__.values()}
     assert kinds["registry"] is dataclasses._FIELD_CLASSVAR
     assert kinds["scale"] is dataclasses._FIELD_INITVAR
+    assert repr(job(1)) == "Job(priority=1, name='job', tags=[])"
+    loop = job(2, "loop")
+    loop.tags.append(loop)
+    assert repr(loop) == "Job(priority=2, name='loop', tags=[...])"  # the recursion guard
 
 
 @case(
@@ -595,8 +626,8 @@ def _dataclass_field_sentinels(obj):
     assert all(a is b for a, b in zip(obj, expected))
 
 
-# stdlib_code: the methods namedtuple() defines (_make, _replace, __repr__, __getnewargs__, ...)
-# are not importable by any name, so they travel by value with collections' path.
+# The methods namedtuple() defines (__new__, _make, _replace, __repr__, _asdict, __getnewargs__)
+# are not importable by any name: they travel by value.
 @case(
     "namedtuple",
     """
@@ -613,7 +644,6 @@ def _dataclass_field_sentinels(obj):
 
     OBJ = (Pair, Pair(1, 2))
     """,
-    stdlib_code=True,
 )
 def _namedtuple(obj):
     pair, one_two = obj
@@ -1264,27 +1294,28 @@ def reconstructor_calls(data: bytes) -> tuple[list[int], list[str]]:
     return ops, named
 
 
-#: Byte strings no golden payload may contain: paths of the machine that made it.
-FORBIDDEN = (b"/work", b"/root", b"/tmp", b"/home")
+#: Byte strings no golden payload may contain: paths of the machine that made it (home and
+#: work directories, scratch files, a Python installation, its library directory
+#: ``lib/python3.X``, installed packages).
+FORBIDDEN = (b"/root", b"/work", b"/tmp", b"/home", b"/usr", b"site-packages", b"python3.")
 
 
-def machine_leaks(data: bytes, hostname: str, stdlib_prefix: str = "") -> list[str]:
-    """What in ``data`` names the machine that made it: path prefixes anywhere, and the host
-    name in any string the payload holds (the whole bytes would match a short host name by
-    chance, inside bytecode). ``stdlib_prefix``, when given, is allowed (``stdlib_code``
-    cases), and only as the start of a string."""
-    leaks = []
+def machine_leaks(data: bytes, hostname: str) -> list[str]:
+    """What in ``data`` names the machine that made it: the ``FORBIDDEN`` bytes anywhere; a
+    Python file name other than a neutral ``golden/...`` one in any string the payload holds;
+    and the host name in any of those strings (not in the whole bytes, where a short host name
+    would match by chance, inside bytecode)."""
     strings = [
         (arg, pos)
         for opcode, arg, pos in pickletools.genops(data)
         if opcode.name in _STRINGS and isinstance(arg, str)
     ]
-    scrubbed = data
-    if stdlib_prefix:
-        for text, _pos in strings:
-            if text.startswith(stdlib_prefix):
-                scrubbed = scrubbed.replace(text.encode("utf-8"), b"")
-    leaks += [repr(word) for word in FORBIDDEN if word in scrubbed]
+    leaks = [repr(word) for word in FORBIDDEN if word in data]
+    leaks += [
+        f"file name {text!r} at byte {pos}"
+        for text, pos in strings
+        if text.endswith(".py") and not text.startswith("golden/")
+    ]
     if hostname:
         leaks += [
             f"host name in {text!r} at byte {pos}" for text, pos in strings if hostname in text
