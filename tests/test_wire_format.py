@@ -11,11 +11,15 @@ them: see scripts/make_golden.py).
 
 from __future__ import annotations
 
+import ast
 import os
 import types
+from pathlib import Path
 
 import pytest
 from skypickle import _skypickle
+
+STUB = Path(__file__).resolve().parent.parent / "python" / "skypickle" / "_skypickle.pyi"
 
 #: The released wire table (skypickle 0.1.0): position = op number. Never edit an entry.
 FROZEN_WIRE_NAMES = (
@@ -95,6 +99,33 @@ def test_reconstruct_calls_the_reconstructor_of_each_number():
     func = reconstruct(op["_make_function"], code, {}, None)
     assert reconstruct(op["_restore_function"], func, None, None, None, None, None, None) is None
     assert func() == 3
+
+
+def _declared_in_stub(text: str) -> set:
+    """The module-level names a stub declares: functions, classes, assigned and annotated names."""
+    names = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="the stub on this branch lacks _restore_function, _new_function, _reconstruct and "
+    "_WIRE_NAMES; another engineer is adding them on another branch (drop this mark then)",
+)
+def test_the_stub_declares_the_wire_table():
+    """python/skypickle/_skypickle.pyi declares every wire name, ``_reconstruct`` and
+    ``_WIRE_NAMES``: type checkers and editors see the whole wire surface."""
+    declared = _declared_in_stub(STUB.read_text(encoding="utf-8"))
+    wanted = [*FROZEN_WIRE_NAMES, *_skypickle._WIRE_NAMES, "_reconstruct", "_WIRE_NAMES"]
+    missing = sorted({name for name in wanted if name not in declared})
+    assert missing == [], f"{STUB.name} does not declare {missing}"
 
 
 def test_cloudpickle_name_aliases():
