@@ -1,6 +1,7 @@
 # skypickle: two commands for a fresh machine
 #   make demo   build (release) into .venv and run the demonstration
 #   make test   build, then run the Rust unit tests and the pytest suite
+#   make lint   formatting, clippy, ruff, and the stubs checked against the built module
 # Everything is installed into the project-local virtualenv from the registries.
 
 PYTHON ?= python3
@@ -9,7 +10,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test build venv rust-test py-test test-matrix fuzz-quick soak lint fmt bench clean
+.PHONY: demo test build venv rust-test py-test test-matrix fuzz-quick soak lint stubtest fmt bench \
+    clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,18 +67,25 @@ else
 	@echo "soak: cargo-fuzz or a nightly toolchain is missing, writer fuzzer skipped"
 endif
 
-lint: $(STAMP)
+# scripts/ joins once it holds Python files (ruff warns about a path with none).
+RUFF_PATHS := $(strip python tests benches $(if $(wildcard scripts/*.py),scripts))
+
+# stubtest compares _skypickle.pyi with the compiled module itself, so it needs the build.
+stubtest: build
+	$(PY) -m mypy.stubtest skypickle._skypickle --allowlist stubtest-allowlist.txt
+
+lint: $(STAMP) stubtest
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check $(RUFF_PATHS)
+	$(BIN)/ruff format --check $(RUFF_PATHS)
 
 fmt: $(STAMP)
 	cargo fmt
-	$(BIN)/ruff format python tests benches
+	$(BIN)/ruff format $(RUFF_PATHS)
 
 bench: build
 	$(PY) benches/bench_dumps.py
 
 clean:
-	rm -rf $(VENV) .venv-3.* target dist
+	rm -rf $(VENV) .venv-3.* target dist .mypy_cache

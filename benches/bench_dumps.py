@@ -2,8 +2,9 @@
 
     python benches/bench_dumps.py [--quick] [--json] [--cases dicts_20k,numpy_8mb] [--repeat N]
 
-The engine is ``skypickle._bench`` (shared with ``python -m skypickle bench``); this script only
-forwards its arguments.  Progress goes to stderr, the table (or JSON with ``--json``) to stdout.
+The command line is ``skypickle._bench`` (shared with ``python -m skypickle bench``; the
+engine is ``skypickle._bench_timing``); this script only forwards its arguments.  Progress
+goes to stderr, the table (or JSON with ``--json``) to stdout.
 """
 
 from __future__ import annotations

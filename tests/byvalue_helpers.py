@@ -13,8 +13,11 @@ import pickle
 import textwrap
 
 import skypickle
+from helpers import reconstructors
 
 RESULT_MARK = "@@byvalue-result@@"
+
+ALL_PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 
 # Modules of the test suite: none of them may be importable in the child.
 TEST_MODULES = (
@@ -22,8 +25,16 @@ TEST_MODULES = (
     "helpers",
     "objects",
     "byvalue_helpers",
+    "byvalue_class_corpus",
     "test_by_value_functions",
     "test_by_value_modules",
+    "test_classes_abc_slots_subclass",
+    "test_classes_basic",
+    "test_classes_determinism",
+    "test_classes_differential",
+    "test_classes_enum",
+    "test_classes_stdlib",
+    "test_classes_tracking",
 )
 
 # Tools available to the child's code, and exec'd in the test process too (``compare_in_child``).
@@ -145,3 +156,28 @@ def compare_in_child(run_in_subprocess, obj, body, *, protocol=None, dumps=None)
     namespace["OBJ"] = obj
     exec(textwrap.dedent(body), namespace)
     return namespace["result"], got, payload
+
+
+def pack(**payloads):
+    """Several payloads in one file for a child (a dict of bytes, pickled by the stdlib)."""
+    return pickle.dumps(payloads)
+
+
+def plain_call(fn, *args, **kwargs):
+    """("ok", value) or ("raise", exception type name): like the child's ``outcome``."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as exc:
+        return ("raise", type(exc).__name__)
+
+
+SKELETONS = ("_make_skeleton_class", "_make_skeleton_enum")
+
+
+def count_skeletons(payload):
+    calls = reconstructors(payload)
+    return sum(calls[name] for name in SKELETONS)
+
+
+def is_class_by_value(payload):
+    return count_skeletons(payload) > 0

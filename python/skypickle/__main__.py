@@ -17,7 +17,7 @@ import time
 
 import skypickle
 
-from . import _bench, _inspect
+from . import _bench, _bench_cases, _bench_data, _bench_report, _bench_timing, _inspect
 
 # --------------------------------------------------------------------------------------------
 # What the demo ships: defined in __main__, so workers cannot import any of it
@@ -89,12 +89,12 @@ def _orders() -> dict:
 def _payloads() -> list[tuple[str, object, bool]]:
     """(label, object, out_of_band) triples shown by the demo."""
     items: list[tuple[str, object, bool]] = [
-        ("user records: list of 20,000 dicts", _bench.make_dicts_20k(), False),
+        ("user records: list of 20,000 dicts", _bench_data.make_dicts_20k(), False),
         ("orders: dict of 5,000 nested records", _orders(), False),
-        ("mixed ints and floats: list of 100,000", _bench.make_ints_floats(), False),
+        ("mixed ints and floats: list of 100,000", _bench_data.make_ints_floats(), False),
     ]
-    if _bench._have_numpy():
-        arr = _bench.make_numpy_8mb()
+    if _bench_data.have_numpy():
+        arr = _bench_data.make_numpy_8mb()
         items.append(("numpy float64 array, 1M items, in-band", arr, False))
         items.append(("same array, out-of-band (buffer_callback)", arr, True))
     return items
@@ -107,7 +107,9 @@ def _round_trips() -> bool:
     rows = [("payload", "skypickle", "pickle", "dumps sky", "dumps pickle", "round trip")]
     ok = True
     for label, obj, oob in _payloads():
-        check = _bench.same_arrays if oob or type(obj).__module__ == "numpy" else _bench.same
+        check = (
+            _bench_data.same_arrays if oob or type(obj).__module__ == "numpy" else _bench_data.same
+        )
         buffers: list = []
         kwargs = {"buffer_callback": buffers.append} if oob else {}
         try:
@@ -144,13 +146,13 @@ def _round_trips() -> bool:
 
     # dump() to a file object and pickle.load() back.
     label = "skypickle.dump(file) -> pickle.load(file)"
-    obj = {"records": _bench.make_dicts_20k()[:1_000], "meta": ("v1", 3, None)}
+    obj = {"records": _bench_data.make_dicts_20k()[:1_000], "meta": ("v1", 3, None)}
     try:
         f = io.BytesIO()
         skypickle.dump(obj, f, protocol=5)
         n = f.tell()
         f.seek(0)
-        equal = _bench.same(obj, pickle.load(f))
+        equal = _bench_data.same(obj, pickle.load(f))
         rows.append(
             (
                 label,
@@ -261,10 +263,10 @@ def demo(args: argparse.Namespace) -> int:
     print("2. How long pickling code takes: skypickle vs cloudpickle (dumps, interleaved,")
     print("   quick run; `python -m skypickle bench` for the full table)")
     print()
-    results = _bench.run(cases=_bench.CODE_CASES, quick=True, progress=args.progress)
-    for line in _bench.format_table(results).splitlines():
+    results = _bench_timing.run(cases=_bench_cases.CODE_CASES, quick=True, progress=args.progress)
+    for line in _bench_report.format_table(results).splitlines():
         print("   " + line if line else "")
-    ok = ok and _bench.all_correct(results)
+    ok = ok and _bench_report.all_correct(results)
     print()
     print("3. Data: " + ("" if args.data else "(skipped; --data to include)"))
     if args.data:
