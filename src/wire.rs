@@ -310,7 +310,8 @@ fn add_reconstruct(module: &Bound<'_, PyModule>) -> PyResult<()> {
             PyCFunction: reconstruct_entry,
         },
         ml_flags: pyo3::ffi::METH_VARARGS,
-        ml_doc: c"_reconstruct(op, *args): call skypickle's reconstructor number op (see _WIRE_NAMES) with args.".as_ptr(),
+        // The first line is the text signature `inspect.signature` (and stubtest) read.
+        ml_doc: c"_reconstruct($module, op, /, *args)\n--\n\nCall skypickle's reconstructor number op (see _WIRE_NAMES) with args.".as_ptr(),
     }));
     let module_name = module.name()?;
     // SAFETY: `def` lives forever; PyCFunction_NewEx returns a new reference or null with an

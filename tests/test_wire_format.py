@@ -114,11 +114,6 @@ def _declared_in_stub(text: str) -> set:
     return names
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the stub on this branch lacks _restore_function, _new_function, _reconstruct and "
-    "_WIRE_NAMES; another engineer is adding them on another branch (drop this mark then)",
-)
 def test_the_stub_declares_the_wire_table():
     """python/skypickle/_skypickle.pyi declares every wire name, ``_reconstruct`` and
     ``_WIRE_NAMES``: type checkers and editors see the whole wire surface."""

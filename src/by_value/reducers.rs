@@ -173,11 +173,14 @@ pub fn _logger_reduce<'py>(
     )
 }
 
+/// The root logger: `logging.getLogger()` (it has no name to look it up by).
 #[pyfunction]
+#[pyo3(signature = (obj))]
 pub fn _root_logger_reduce<'py>(
     py: Python<'py>,
-    _obj: &Bound<'py, PyAny>,
+    obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let _ = obj;
     let get_logger = py
         .import("logging")?
         .getattr(pyo3::intern!(py, "getLogger"))?;
