@@ -1,6 +1,8 @@
 //! Buffers: bytearray (BYTEARRAY8 at protocol 5, a `bytearray(bytes)` reduction before) and
 //! `pickle.PickleBuffer`, in-band or out-of-band through `buffer_callback`.
 
+use std::marker::PhantomData;
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyTuple};
@@ -10,9 +12,40 @@ use crate::errors::{pickling_error, SaveResult};
 use crate::writer::encode;
 use crate::writer::opcodes::*;
 
-unsafe extern "C" {
-    // Public C API since 3.8; pyo3-ffi has no binding for it.
-    fn PyPickleBuffer_GetBuffer(picklebuf: *mut ffi::PyObject) -> *const ffi::Py_buffer;
+/// A buffer exported to us by `PyObject_GetBuffer`, released when dropped: while it lives, the
+/// exporter keeps the memory alive and in place (a bytearray refuses to resize), whatever user
+/// code does to the object we got it from.
+///
+/// Invariant: `view` was filled by a successful `PyObject_GetBuffer` and is released exactly
+/// once, by `drop`; the lifetime ties the value to an attached interpreter. The `Py_buffer` is
+/// boxed because exporters may point its fields into the struct itself.
+struct OwnedView<'py> {
+    view: Box<ffi::Py_buffer>,
+    _py: PhantomData<Python<'py>>,
+}
+
+impl<'py> OwnedView<'py> {
+    /// `PyObject_GetBuffer(obj, PyBUF_FULL_RO)`, what `PickleBuffer` itself asks its base for.
+    fn get(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let mut view = Box::new(ffi::Py_buffer::new());
+        // SAFETY: `obj` is a live object and `view` points to writable storage for a
+        // Py_buffer; on failure nothing needs releasing and an exception is set.
+        if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, ffi::PyBUF_FULL_RO) } < 0 {
+            return Err(PyErr::fetch(obj.py()));
+        }
+        Ok(OwnedView {
+            view,
+            _py: PhantomData,
+        })
+    }
+}
+
+impl Drop for OwnedView<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a view filled by PyObject_GetBuffer, released once, with the interpreter
+        // attached (type invariant).
+        unsafe { ffi::PyBuffer_Release(&mut *self.view) };
+    }
 }
 
 impl<'py> Dumper<'py> {
@@ -61,13 +94,15 @@ impl<'py> Dumper<'py> {
             };
             return Err(pickling_error(py, msg).into());
         }
-        // SAFETY: `obj` is a PickleBuffer (exact type checked by dispatch). The view stays
-        // valid while `obj` is alive and not released; we hold `obj` throughout.
-        let view = unsafe { PyPickleBuffer_GetBuffer(obj.as_ptr()) };
-        if view.is_null() {
-            return Err(PyErr::fetch(py).into());
-        }
-        // SAFETY: non-null view owned by the PickleBuffer; read-only access to its fields.
+        // Our own export of the PickleBuffer's base, not the PickleBuffer's view: user code
+        // runs below (the callback, the truth value of what it returns, a file's write()) and
+        // may release the PickleBuffer and drop the last reference to its base. `owned` keeps
+        // the memory valid until the end of this function, after the last byte is read. A
+        // released PickleBuffer raises ValueError here, as `pickle` does.
+        let owned = OwnedView::get(obj)?;
+        let view: *const ffi::Py_buffer = &*owned.view;
+        // SAFETY: a view filled by PyObject_GetBuffer and not yet released (`owned` lives);
+        // read-only access to its fields.
         let (buf, len, readonly, contiguous) = unsafe {
             let v = &*view;
             (
@@ -99,16 +134,18 @@ impl<'py> Dumper<'py> {
         let data: &[u8] = if len == 0 {
             &[]
         } else {
-            // SAFETY: a contiguous buffer of `len` bytes at `buf`, kept alive by `obj`. The
-            // callback ran before we took the slice; nothing runs while it is used, except a
-            // file's write() when streaming, which receives `obj` itself, not this slice.
+            // SAFETY: a contiguous buffer of `len` bytes at `buf`, exported to us by `owned`,
+            // which is dropped only after the last use of the slice: whatever user code did or
+            // does meanwhile (release the PickleBuffer, drop its base), the memory stays.
             unsafe { std::slice::from_raw_parts(buf, len) }
         };
-        if readonly {
+        let result = if readonly {
             self.save_bytes_data(obj, data)
         } else {
-            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))?;
-            self.memo_put(obj)
-        }
+            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))
+                .and_then(|()| self.memo_put(obj))
+        };
+        drop(owned);
+        result
     }
 }
