@@ -222,7 +222,7 @@ pub fn _restore_function<'py>(
         for (key, value) in attrs.iter() {
             let key = expect::<PyString>(&key, "function attribute name", "a str")?;
             // Submodules only had to be loaded (imported) to be there.
-            if key.to_cow()? != "_skypickle_submodules" {
+            if !key.to_cow().is_ok_and(|key| key == "_skypickle_submodules") {
                 func.setattr(key, value)?;
             }
         }
@@ -280,15 +280,16 @@ pub fn _function_setstate<'py>(
     // entry is an attribute.
     for (key, value) in slotstate.iter() {
         let key = expect::<PyString>(&key, "function attribute name", "a str")?;
-        match &*key.to_cow()? {
-            "__globals__" => {
+        // A name that is not UTF-8 (lone surrogates) is none of the special entries.
+        match key.to_cow().as_deref() {
+            Ok("__globals__") => {
                 let globals = expect::<PyDict>(&value, "function __globals__ state", "a dict")?;
                 func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
             }
             // cloudpickle 3.x pickles name the same entry `_cloudpickle_submodules`.
-            "_skypickle_submodules" | "_cloudpickle_submodules" => {}
+            Ok("_skypickle_submodules" | "_cloudpickle_submodules") => {}
             // cloudpickle 3.x pickles send the closure's cells separately: copy their contents.
-            "__closure__" => {
+            Ok("__closure__") => {
                 if !value.is_none() {
                     let own = func.getattr(pyo3::intern!(py, "__closure__"))?;
                     for (i, cell) in value.try_iter()?.enumerate() {
@@ -373,7 +374,11 @@ pub fn _dynamic_subimport<'py>(
 ) -> PyResult<Bound<'py, PyModule>> {
     let name = expect::<PyString>(name, "_dynamic_subimport() name", "a str")?;
     let vars = expect::<PyDict>(vars, "_dynamic_subimport() vars", "a dict")?;
-    let module = PyModule::new(py, &name.to_cow()?)?;
+    // `ModuleType(name)` with the str itself: a name may hold lone surrogates (no UTF-8 text).
+    let module = py
+        .get_type::<PyModule>()
+        .call1((name,))?
+        .cast_into::<PyModule>()?;
     let dict = module.dict();
     dict.update(vars.as_mapping())?;
     dict.set_item("__builtins__", builtins_dict(py)?)?;
@@ -399,7 +404,11 @@ fn intern_keys<'py>(py: Python<'py>, dict: &Bound<'py, PyDict>) -> PyResult<Boun
     let interned = PyDict::new(py);
     for (key, value) in dict.iter() {
         match key.cast::<PyString>() {
-            Ok(k) => interned.set_item(PyString::intern(py, &k.to_cow()?), value)?,
+            // A key with lone surrogates has no UTF-8 text to intern by: kept as it came.
+            Ok(k) => match k.to_cow() {
+                Ok(text) => interned.set_item(PyString::intern(py, &text), value)?,
+                Err(_) => interned.set_item(key, value)?,
+            },
             Err(_) => interned.set_item(key, value)?,
         }
     }
@@ -590,7 +599,7 @@ pub fn _class_setstate<'py>(
     for item in clsdict.items().iter() {
         let (key, value) = (item.get_item(0)?, item.get_item(1)?);
         let key = expect::<PyString>(&key, "class attribute name", "a str")?;
-        if key.to_cow()? == "_abc_impl" {
+        if key.to_cow().is_ok_and(|key| key == "_abc_impl") {
             registry = Some(value);
             continue;
         }

@@ -199,3 +199,199 @@ def test_released_picklebuffer_is_refused_as_pickle_does():
     with pytest.raises(ValueError) as got:
         skypickle.dumps(pb, protocol=5)
     assert str(got.value) == str(expected.value)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Strings with lone surrogates (no UTF-8 form) wherever skypickle writes text
+# --------------------------------------------------------------------------------------------
+
+SURROGATE_STRS = [
+    "\ud800",
+    "a\udfffb",
+    "\udc80" * 3,
+    "\ud83d\ude00 pair written as two code points",
+    "x" * 70000 + "\ud800",  # large: written between frames / straight to the file
+]
+
+
+@pytest.mark.parametrize("proto", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_lone_surrogate_strs_are_written_as_pickle_writes_them(proto):
+    import io
+
+    import skypickle
+
+    objs = [*SURROGATE_STRS, list(SURROGATE_STRS[:4]), {s: s for s in SURROGATE_STRS[:4]}]
+    for obj in objs:
+        expected = pickle.dumps(obj, protocol=proto)
+        assert skypickle.dumps(obj, protocol=proto) == expected, ascii(obj)[:80]
+        f = io.BytesIO()
+        skypickle.dump(obj, f, protocol=proto)
+        assert f.getvalue() == expected, ascii(obj)[:80]
+        assert pickle.loads(expected) == obj
+
+
+SURROGATE_SOURCE = """
+import enum
+import types
+
+S = "s\\ud800"
+globals()["g" + S] = 42
+
+
+def plain(a=S, *, k=S):
+    return a, k
+
+
+plain.__qualname__ = "q" + S
+plain.__name__ = "n" + S
+plain.__doc__ = "doc" + S
+plain.__dict__["key" + S] = "value" + S
+plain.__annotations__ = {"a" + S: "ann" + S}
+
+
+def uses_global():
+    return g
+
+
+# the global it reads, its own name, its filename and its argument names hold surrogates
+uses_global.__code__ = uses_global.__code__.replace(
+    co_names=("g" + S,), co_name="c" + S, co_filename="f" + S
+)
+
+
+def arg(x):
+    return x
+
+
+arg.__code__ = arg.__code__.replace(co_varnames=("x" + S,))
+if hasattr(arg.__code__, "co_qualname"):
+    arg.__code__ = arg.__code__.replace(co_qualname="cq" + S)
+
+
+class Klass:
+    value = "v" + S
+
+    def method(self):
+        return self.value
+
+
+Klass.__qualname__ = "K" + S
+Klass.__doc__ = "doc" + S
+setattr(Klass, "attr" + S, "av" + S)
+
+Colour = enum.Enum("Colour", {"red" + S: 1, "blue": 2})
+
+
+class Reduced:
+    def __reduce__(self):
+        # a reduce callable whose __name__ holds surrogates
+        return (plain, ("r" + S,))
+
+
+dynamic = types.ModuleType("m" + S)
+dynamic.x = "x" + S
+"""
+
+SURROGATE_REPORT = """
+def report(ns):
+    plain, uses_global, arg, Klass, Colour, reduced, dynamic = ns
+    code = uses_global.__code__
+    return (
+        plain(), plain.__qualname__, plain.__name__, plain.__doc__, sorted(plain.__dict__.items()),
+        plain.__annotations__, plain.__defaults__, plain.__kwdefaults__,
+        uses_global(), code.co_names, code.co_name, code.co_filename,
+        arg(7), arg.__code__.co_varnames, getattr(arg.__code__, "co_qualname", None),
+        # (a class's __qualname__ does not travel by value, as with cloudpickle)
+        Klass().method(), Klass.__name__, Klass.__doc__, getattr(Klass, "attrs\\ud800"),
+        [(m.name, m.value) for m in Colour],
+        reduced, dynamic.__name__, dynamic.x,
+    )
+"""
+
+
+@pytest.mark.parametrize("how", ["dumps", "reducer_override"])
+def test_lone_surrogates_in_by_value_functions_and_classes(run_in_subprocess, how):
+    import ast
+    import io
+
+    import skypickle
+    from byvalue_helpers import make_namespace
+
+    ns = make_namespace(SURROGATE_SOURCE)
+    names = ("plain", "uses_global", "arg", "Klass", "Colour")
+    objs = (*(ns[name] for name in names), ns["Reduced"](), ns["dynamic"])
+
+    class Overriding(skypickle.Pickler):
+        def reducer_override(self, obj):
+            return super().reducer_override(obj)
+
+    helpers = {}
+    exec(SURROGATE_REPORT, helpers)
+    # What the Reduced instance loads as: its reduce value called.
+    expected = helpers["report"]((*objs[:5], ns["plain"]("r" + ns["S"]), objs[6]))
+    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+        if how == "dumps":
+            payload = skypickle.dumps(objs, protocol=proto)
+        else:
+            f = io.BytesIO()
+            Overriding(f, protocol=proto).dump(objs)
+            payload = f.getvalue()
+        child = SURROGATE_REPORT + (
+            "import pickle, sys\n"
+            "with open(sys.argv[1], 'rb') as f:\n"
+            "    sys.stdout.write(ascii(report(pickle.loads(f.read()))))\n"
+        )
+        proc = run_in_subprocess(child, payload=payload)
+        assert ast.literal_eval(proc.stdout) == expected, proto
+
+
+def test_lone_surrogates_in_global_names_match_pickle():
+    import sys
+    import types
+
+    import skypickle
+
+    module = types.ModuleType("skypickle_surrogate_module")
+
+    def func():
+        pass
+
+    func.__module__ = module.__name__
+    func.__qualname__ = func.__name__ = "f\ud800"
+    setattr(module, "f\ud800", func)
+    sys.modules[module.__name__] = module
+    try:
+        for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+            try:
+                expected = ("ok", pickle.dumps(func, protocol=proto))
+            except pickle.PicklingError as exc:
+                expected = ("raise", str(exc))
+            try:
+                got = ("ok", skypickle.dumps(func, protocol=proto))
+            except pickle.PicklingError as exc:
+                got = ("raise", str(exc))
+            assert got == expected, proto
+            if got[0] == "ok":
+                assert pickle.loads(got[1]) is func
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_lone_surrogates_in_a_protocol_0_persistent_id_give_picklings_error():
+    import io
+
+    import skypickle
+
+    class Sky(skypickle.Pickler):
+        def persistent_id(self, obj):
+            return "id\ud800" if obj == "x" else None
+
+    class Std(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "id\ud800" if obj == "x" else None
+
+    with pytest.raises(pickle.PicklingError) as expected:
+        Std(io.BytesIO(), protocol=0).dump(["x"])
+    with pytest.raises(pickle.PicklingError) as got:
+        Sky(io.BytesIO(), protocol=0).dump(["x"])
+    assert str(got.value) == str(expected.value)

@@ -16,8 +16,7 @@ fn fresh_tuple<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 
 /// A new str with the same text (what `"".join(s)` gives).
 fn fresh_str<'py>(value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let text = value.cast_into::<PyString>()?;
-    Ok(PyString::new(text.py(), &text.to_cow()?).into_any())
+    Ok(super::copy_str(&value.cast_into::<PyString>()?)?.into_any())
 }
 
 /// One of `CodeType`'s positional arguments, tagged with what it is (which decides how it is

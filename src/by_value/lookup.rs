@@ -5,7 +5,7 @@
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyFunction, PyModule, PySet, PyString, PyType};
+use pyo3::types::{PyDict, PyFunction, PyList, PyModule, PySet, PyString, PyType};
 
 /// The names of modules registered for pickling by value (cloudpickle's
 /// `_PICKLE_BY_VALUE_MODULES`): a plain Python set, exposed as
@@ -91,8 +91,25 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
         return Ok(false);
     }
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
-    let name = name.cast::<PyString>()?.to_cow()?.into_owned();
-    let mut prefix = name.as_str();
+    let name = name.cast::<PyString>()?;
+    let Ok(text) = name.to_cow() else {
+        // Lone surrogates (not UTF-8): walk the parents with Python strings.
+        let mut prefix = name.clone();
+        loop {
+            if registry.contains(&prefix)? {
+                return Ok(true);
+            }
+            let (parent, dot, _): (Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyAny>) =
+                prefix
+                    .call_method1(pyo3::intern!(py, "rpartition"), (pyo3::intern!(py, "."),))?
+                    .extract()?;
+            if dot.is_empty()? {
+                return Ok(false);
+            }
+            prefix = parent;
+        }
+    };
+    let mut prefix: &str = &text;
     loop {
         if registry.contains(prefix)? {
             return Ok(true);
@@ -104,17 +121,26 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
     }
 }
 
-/// `getattr` along a dotted path; a `<locals>` step is an AttributeError.
-pub fn getattribute<'py>(obj: &Bound<'py, PyAny>, dotted: &str) -> PyResult<Bound<'py, PyAny>> {
+/// `getattr` along a dotted path; a `<locals>` step is an AttributeError. Names stay Python
+/// strings throughout: a qualname may hold lone surrogates, which no Rust string can.
+pub fn getattribute<'py>(
+    obj: &Bound<'py, PyAny>,
+    dotted: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let parts = dotted
+        .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
+        .cast_into::<PyList>()?;
     let mut current = obj.clone();
-    for part in dotted.split('.') {
-        if part == "<locals>" {
+    for part in parts.iter() {
+        if part.eq(pyo3::intern!(py, "<locals>"))? {
             return Err(PyAttributeError::new_err(format!(
-                "Can't get local attribute {dotted:?} on {}",
+                "Can't get local attribute {} on {}",
+                dotted.repr()?,
                 obj.repr()?
             )));
         }
-        current = current.getattr(part)?;
+        current = current.getattr(part.cast_into::<PyString>()?)?;
     }
     Ok(current)
 }
@@ -124,7 +150,7 @@ pub fn getattribute<'py>(obj: &Bound<'py, PyAny>, dotted: &str) -> PyResult<Boun
 #[pyo3(name = "_whichmodule")]
 pub fn whichmodule_py<'py>(
     obj: &Bound<'py, PyAny>,
-    name: &str,
+    name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     whichmodule(obj, name)
 }
@@ -135,17 +161,27 @@ pub fn whichmodule_py<'py>(
 #[pyo3(name = "_lookup_module_and_qualname", signature = (obj, name=None))]
 pub fn lookup_module_and_qualname_py<'py>(
     obj: &Bound<'py, PyAny>,
-    name: Option<&str>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    name: Option<&Bound<'py, PyString>>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     match name {
         Some(n) => lookup_module_and_name(obj, n),
         None => lookup_module_and_qualname(obj),
     }
 }
 
+/// Whether a module name is `__main__` or `__mp_main__` (which never count as importable).
+fn is_main_name(name: &Bound<'_, PyString>) -> bool {
+    // A name that is not UTF-8 (lone surrogates) is neither.
+    name.to_cow()
+        .is_ok_and(|text| text == "__main__" || text == "__mp_main__")
+}
+
 /// cloudpickle's `_whichmodule`: `__module__` when set, else the first module in
 /// `sys.modules` (not `__main__`) that has the object at `name`; `None` when none does.
-fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn whichmodule<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
     if let Some(module_name) = obj.getattr_opt(pyo3::intern!(py, "__module__"))? {
         if !module_name.is_none() {
@@ -154,11 +190,8 @@ fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Boun
     }
     let snapshot = sys_modules(py)?.copy()?;
     for (module_name, module) in snapshot.iter() {
-        if let Ok(text) = module_name.cast::<PyString>() {
-            let text = text.to_cow()?;
-            if text == "__main__" || text == "__mp_main__" {
-                continue;
-            }
+        if module_name.cast::<PyString>().is_ok_and(is_main_name) {
+            continue;
         }
         if !module.is_instance_of::<PyModule>() {
             continue;
@@ -177,43 +210,39 @@ fn whichmodule<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Boun
 /// under its qualified name, or `None` if it cannot (then it travels by value).
 pub fn lookup_module_and_qualname<'py>(
     obj: &Bound<'py, PyAny>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     let py = obj.py();
     let name = match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
         Some(n) => n,
         None => obj.getattr(pyo3::intern!(py, "__name__"))?,
     };
-    let text = name.str()?.to_cow()?.into_owned();
-    // The common undotted name: look it up with the name object itself (already hashed,
-    // usually interned) rather than a new string.
-    if !text.contains('.') {
-        if let Ok(name_str) = name.cast::<PyString>() {
-            return lookup_module_with(obj, &text, |module| module.getattr(name_str));
-        }
+    let name = name.str()?;
+    // The common undotted name: look it up with the name object itself.
+    if !name.contains(pyo3::intern!(py, "."))? {
+        return lookup_module_with(obj, &name, |module| module.getattr(&name));
     }
-    lookup_module_and_name(obj, &text)
+    lookup_module_and_name(obj, &name)
 }
 
 /// `lookup_module_and_qualname` with the name given (TypeVars are found by `__name__`).
 pub fn lookup_module_and_name<'py>(
     obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     lookup_module_with(obj, name, |module| getattribute(module, name))
 }
 
 fn lookup_module_with<'py>(
     obj: &Bound<'py, PyAny>,
-    name: &str,
+    name: &Bound<'py, PyString>,
     resolve: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     let py = obj.py();
-    let name = name.to_owned();
-    let Some(module_name) = whichmodule(obj, &name)? else {
+    let Some(module_name) = whichmodule(obj, name)? else {
         return Ok(None);
     };
     if let Ok(text) = module_name.cast::<PyString>() {
-        if text.to_cow()? == "__main__" {
+        if text.to_cow().is_ok_and(|text| text == "__main__") {
             return Ok(None);
         }
     }
@@ -221,7 +250,7 @@ fn lookup_module_with<'py>(
         return Ok(None);
     };
     match resolve(&module) {
-        Ok(found) if found.is(obj) => Ok(Some((module, name))),
+        Ok(found) if found.is(obj) => Ok(Some((module, name.clone()))),
         Ok(_) => Ok(None),
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(None),
         Err(e) => Err(e),

@@ -61,6 +61,25 @@ fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     Ok(dealloc_of(cls) == *expected)
 }
 
+/// A new str with the same text as `s`, lone surrogates included: the by-value layer copies
+/// names so that whether the sender interned them cannot show in the memo. A str holding lone
+/// surrogates has no UTF-8 form, so it is copied through `surrogatepass`.
+pub fn copy_str<'py>(s: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+    let py = s.py();
+    if let Ok(text) = s.to_cow() {
+        return Ok(PyString::new(py, &text));
+    }
+    let (utf8, surrogatepass) = (
+        pyo3::intern!(py, "utf-8"),
+        pyo3::intern!(py, "surrogatepass"),
+    );
+    Ok(
+        s.call_method1(pyo3::intern!(py, "encode"), (utf8, surrogatepass))?
+            .call_method1(pyo3::intern!(py, "decode"), (utf8, surrogatepass))?
+            .cast_into::<PyString>()?,
+    )
+}
+
 static PROPERTY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `builtins.property`.

@@ -97,7 +97,7 @@ impl<'py> Dumper<'py> {
             return self.save(text);
         };
         if !self.bin {
-            return self.save(PyString::new(py, &exact.to_cow()?).as_any());
+            return self.save(crate::by_value::copy_str(exact)?.as_any());
         }
         let mut size: ffi::Py_ssize_t = 0;
         // SAFETY: `text` is an exact str; the UTF-8 buffer it caches lives as long as it does,

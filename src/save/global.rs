@@ -135,7 +135,17 @@ impl<'py> Dumper<'py> {
             },
         };
         let global_name = global_name.cast_into::<PyString>().map_err(PyErr::from)?;
-        let dotted: Vec<Bound<'py, PyString>> = if global_name.to_cow()?.contains('.') {
+        // Tested on the Python string: a qualname may hold lone surrogates (no UTF-8 text).
+        // PyUnicode_Contains does not consult a str subclass's `__contains__` (nor did the
+        // UTF-8 test it replaces).
+        // SAFETY: both arguments are live str objects; the call only reads them.
+        let has_dot = unsafe {
+            ffi::PyUnicode_Contains(global_name.as_ptr(), pyo3::intern!(py, ".").as_ptr())
+        };
+        if has_dot < 0 {
+            return Err(PyErr::fetch(py).into());
+        }
+        let dotted: Vec<Bound<'py, PyString>> = if has_dot == 1 {
             global_name
                 .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
                 .cast_into::<PyList>()
@@ -147,7 +157,7 @@ impl<'py> Dumper<'py> {
             vec![global_name.clone()]
         };
         for part in &dotted {
-            if part.to_cow()? == "<locals>" {
+            if part.to_cow().is_ok_and(|text| text == "<locals>") {
                 // CPython's wording changed in 3.13.
                 let verb = if cfg!(Py_3_13) { "get" } else { "pickle" };
                 return Err(PyAttributeError::new_err(format!(
@@ -358,22 +368,23 @@ impl<'py> Dumper<'py> {
             }
         }
         let encode_part = |part: &Bound<'py, PyAny>, what: &str| -> SaveResult<Vec<u8>> {
-            let text = part
-                .cast::<PyString>()
-                .map_err(PyErr::from)?
-                .to_cow()?
-                .into_owned();
-            if self.proto < 3 && !text.is_ascii() {
-                return Err(pickling_error(
-                    py,
-                    format!(
-                        "can't pickle {what} identifier '{text}' using pickle protocol {}",
-                        self.proto
-                    ),
-                )
-                .into());
+            let part = part.cast::<PyString>().map_err(PyErr::from)?;
+            match part.to_cow() {
+                Ok(text) if self.proto >= 3 || text.is_ascii() => {
+                    Ok(text.into_owned().into_bytes())
+                }
+                // Not ASCII below protocol 3, or not UTF-8 at all (lone surrogates): pickle's
+                // error, formatted by Python, which can hold the identifier as it is.
+                _ => {
+                    let msg = pyo3::intern!(
+                        py,
+                        "can't pickle {} identifier '{}' using pickle protocol {}"
+                    )
+                    .call_method1(pyo3::intern!(py, "format"), (what, part, self.proto))?;
+                    let pickling_error = self.lk.pickling_error.bind(py).clone();
+                    Err(PyErr::from_type(pickling_error, msg.unbind()).into())
+                }
             }
-            Ok(text.into_bytes())
         };
         let module_bytes = encode_part(&module_name, "module")?;
         let name_bytes = encode_part(&global_name, "global")?;
@@ -406,8 +417,11 @@ impl<'py> Dumper<'py> {
                 continue;
             }
             if let Ok(text) = name.cast::<PyString>() {
-                let text = text.to_cow()?;
-                if text == "__main__" || text == "__mp_main__" {
+                // A name that is not UTF-8 (lone surrogates) is neither.
+                if text
+                    .to_cow()
+                    .is_ok_and(|text| text == "__main__" || text == "__mp_main__")
+                {
                     continue;
                 }
             }
