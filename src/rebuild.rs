@@ -204,7 +204,9 @@ pub fn _restore_function<'py>(
         let cells = expect::<PyDict>(&cells, "_restore_function() cells", "a dict")?;
         let closure = func.getattr(pyo3::intern!(py, "__closure__"))?;
         let closure = expect::<PyTuple>(&closure, "the function's closure", "a tuple")?;
-        for (index, value) in cells.iter() {
+        // Over a copy: extracting an index may run user code (`__index__`), which may change
+        // the dict, and pyo3's dict iterator panics on that.
+        for (index, value) in cells.copy()?.iter() {
             let index: usize = index.extract()?;
             if index >= closure.len() {
                 return Err(PyValueError::new_err(format!(
@@ -219,7 +221,8 @@ pub fn _restore_function<'py>(
     }
     if let Some(attrs) = given(attrs) {
         let attrs = expect::<PyDict>(&attrs, "_restore_function() attrs", "a dict")?;
-        for (key, value) in attrs.iter() {
+        // Over a copy: setattr may run user code (a str subclass's `__hash__`).
+        for (key, value) in attrs.copy()?.iter() {
             let key = expect::<PyString>(&key, "function attribute name", "a str")?;
             // Submodules only had to be loaded (imported) to be there.
             if !key.to_cow().is_ok_and(|key| key == "_skypickle_submodules") {
@@ -278,7 +281,8 @@ pub fn _function_setstate<'py>(
     // One pass, in the state's order: the globals the code uses go into its namespace, the
     // submodule list only had to be loaded (its modules are imported by now), and every other
     // entry is an attribute.
-    for (key, value) in slotstate.iter() {
+    // Over a copy: the entries' handling runs user code (iteration, setattr, update).
+    for (key, value) in slotstate.copy()?.iter() {
         let key = expect::<PyString>(&key, "function attribute name", "a str")?;
         // A name that is not UTF-8 (lone surrogates) is none of the special entries.
         match key.to_cow().as_deref() {
@@ -402,7 +406,8 @@ pub fn _builtin_type<'py>(
 
 fn intern_keys<'py>(py: Python<'py>, dict: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
     let interned = PyDict::new(py);
-    for (key, value) in dict.iter() {
+    // Over a copy: inserting a key hashes it, which may run user code.
+    for (key, value) in dict.copy()?.iter() {
         match key.cast::<PyString>() {
             // A key with lone surrogates has no UTF-8 text to intern by: kept as it came.
             Ok(k) => match k.to_cow() {
@@ -554,7 +559,8 @@ pub fn _make_skeleton_enum<'py>(
             classdict.set_item("__init__", init)?;
         }
     }
-    for (member_name, value) in members.iter() {
+    // Over a copy: the enum's namespace runs user code on every insertion.
+    for (member_name, value) in members.copy()?.iter() {
         classdict.set_item(member_name, value)?;
     }
     let new = metaclass.getattr("__new__")?;

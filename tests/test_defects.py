@@ -395,3 +395,206 @@ def test_lone_surrogates_in_a_protocol_0_persistent_id_give_picklings_error():
     with pytest.raises(pickle.PicklingError) as got:
         Sky(io.BytesIO(), protocol=0).dump(["x"])
     assert str(got.value) == str(expected.value)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Panics reachable from user code (pyo3_runtime.PanicException is not an Exception)
+# --------------------------------------------------------------------------------------------
+
+# Each case runs in a child interpreter and reports ("ok", ...) or ("raise", type name,
+# is-an-Exception). Before the fix each raised PanicException ("checked above", "dictionary
+# changed size during iteration", "set iteration should be infallible").
+PANIC_CHILD = """
+import pickle
+import sys
+
+import skypickle
+from skypickle import _skypickle as sk
+
+
+def outcome(fn):
+    Mutator.armed = False
+    try:
+        return ("ok", fn())
+    except BaseException as exc:
+        return ("raise", type(exc).__name__, isinstance(exc, Exception))
+
+
+class Vanishing:
+    '''A dict key equal to "__wrapped__" once: found by one lookup, gone at the next.'''
+
+    def __init__(self):
+        self.calls = 0
+
+    def __hash__(self):
+        return hash("__wrapped__")
+
+    def __eq__(self, other):
+        self.calls += 1
+        return self.calls == 1
+
+    def __reduce__(self):
+        return (str, ("vanishing",))
+
+
+def singledispatch_entry_vanishes():
+    import functools
+
+    def base(x):
+        return "base"
+
+    generic = functools.singledispatch(base)
+    generic.register(int, lambda x: "int")
+    # The "__wrapped__" entry under a key that matches only once.
+    wrapped = generic.__dict__.pop("__wrapped__")
+    generic.__dict__[Vanishing()] = wrapped
+    loaded = pickle.loads(skypickle.dumps(generic))
+    return loaded(1), loaded("s")
+
+
+class Mutator:
+    '''Changes `target` (a dict or set skypickle is iterating) from user code.'''
+
+    armed = False
+
+    def __init__(self, target):
+        self.target = target
+
+    def mutate(self):
+        if Mutator.armed:
+            Mutator.armed = False
+            for i in range(50):
+                (self.target.add if isinstance(self.target, set) else
+                 self.target.__setitem__)(*((f"m{i}",) if isinstance(self.target, set)
+                                            else (f"m{i}", i)))
+
+
+class IndexMutator(Mutator):
+    def __index__(self):
+        self.mutate()
+        return 0
+
+
+class HashMutator(str):
+    def __new__(cls, text, target):
+        self = super().__new__(cls, text)
+        self.mutator = Mutator(target)
+        return self
+
+    def __hash__(self):
+        self.mutator.mutate()
+        return str.__hash__(self)
+
+    def __eq__(self, other):
+        return str.__eq__(self, other)
+
+
+class KeyMutator(Mutator):
+    def __hash__(self):
+        self.mutate()
+        return 7
+
+
+def registry_changed_while_listed():
+    registry = skypickle._PICKLE_BY_VALUE_MODULES
+    registry.add(HashMutator("some_module", registry))
+    registry.add("other_module")
+    Mutator.armed = True
+    try:
+        return sorted(skypickle.list_registry_pickle_by_value())[:2]
+    finally:
+        registry.clear()
+
+
+def make_closure():
+    x = 0
+
+    def inner():
+        return x
+
+    return inner
+
+
+def cells_changed_while_restored():
+    func = make_closure()
+    cells = {}
+    cells[IndexMutator(cells)] = 42
+    Mutator.armed = True
+    sk._restore_function(func, None, None, None, cells)
+    return func()
+
+
+def attrs_changed_while_restored():
+    def func():
+        pass
+
+    attrs = {}
+    attrs[HashMutator("__doc__", attrs)] = "doc"
+    Mutator.armed = True
+    sk._restore_function(func, None, None, None, None, attrs)
+    return func.__doc__
+
+
+def slotstate_changed_while_restored():
+    func = make_closure()
+    slotstate = {}
+
+    class Cells:
+        def __iter__(self):
+            slotstate.update({f"extra{i}": i for i in range(50)})
+            return iter([sk._make_cell(5)])
+
+    slotstate["__closure__"] = Cells()
+    sk._function_setstate(func, ({}, slotstate))
+    return func()
+
+
+def type_kwargs_changed_while_interned():
+    kwargs = {}
+    key = KeyMutator(kwargs)
+    kwargs[key] = 1
+    Mutator.armed = True
+    cls = sk._make_skeleton_class(type, "Made", (), kwargs, None, None)
+    return cls.__dict__[key]
+
+
+def members_changed_while_set():
+    import enum
+
+    members = {}
+    members[HashMutator("RED", members)] = 1
+    Mutator.armed = True
+    cls = sk._make_skeleton_enum((enum.Enum,), "Colour", "Colour", members, "m", None, None)
+    return [m.name for m in cls]
+
+
+cases = [
+    singledispatch_entry_vanishes,
+    registry_changed_while_listed,
+    cells_changed_while_restored,
+    attrs_changed_while_restored,
+    slotstate_changed_while_restored,
+    type_kwargs_changed_while_interned,
+    members_changed_while_set,
+]
+sys.stdout.write(repr({case.__name__: outcome(case) for case in cases}))
+"""
+
+
+def test_user_code_cannot_make_skypickle_panic(run_in_subprocess):
+    import ast
+
+    proc = run_in_subprocess(PANIC_CHILD)
+    results = ast.literal_eval(proc.stdout)
+    assert "panicked" not in proc.stderr, proc.stderr
+    for name, got in results.items():
+        # Never a PanicException; an ordinary Exception would do, but every case has a
+        # well-defined outcome and gets it.
+        assert got[0] == "ok" or got[2], (name, got)
+    assert results["singledispatch_entry_vanishes"] == ("ok", ("int", "base"))
+    assert results["registry_changed_while_listed"] == ("ok", ["other_module", "some_module"])
+    assert results["cells_changed_while_restored"] == ("ok", 42)
+    assert results["attrs_changed_while_restored"] == ("ok", "doc")
+    assert results["slotstate_changed_while_restored"] == ("ok", 5)
+    assert results["type_kwargs_changed_while_interned"] == ("ok", 1)
+    assert results["members_changed_while_set"] == ("ok", ["RED"])

@@ -66,6 +66,7 @@ pub fn extract_code_globals<'py>(
     let bytes = co_code.cast::<pyo3::types::PyBytes>()?.as_bytes();
     let mut ext: usize = 0;
     for unit in bytes.chunks_exact(2) {
+        // In bounds: chunks_exact(2) yields 2-byte units only.
         let (op, arg) = (unit[0], usize::from(unit[1]));
         if op == ops.extended_arg {
             ext = (ext | arg) << 8;

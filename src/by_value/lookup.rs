@@ -80,7 +80,12 @@ pub fn unregister_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
 /// `list_registry_pickle_by_value()`: a copy of the registered module names.
 #[pyfunction]
 pub fn list_registry_pickle_by_value(py: Python<'_>) -> PyResult<Bound<'_, PySet>> {
-    PySet::new(py, registry(py)?.iter())
+    // set.copy(): copies the stored hashes, runs no user code. Iterating the registry while
+    // building a new set would hash its items, and a user's __hash__ may change the registry
+    // (a set changing size under pyo3's iterator is a panic).
+    Ok(registry(py)?
+        .call_method0(pyo3::intern!(py, "copy"))?
+        .cast_into::<PySet>()?)
 }
 
 /// Whether `module` (by its `__name__`) or one of its parent packages is registered.

@@ -158,18 +158,19 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
         return Ok(None);
     };
     let attrs = attrs.cast_into::<PyDict>()?;
-    for key in [
-        "registry",
-        "dispatch",
-        "register",
-        "_clear_cache",
-        "__wrapped__",
-    ] {
+    // The entries used are read once, and a missing one means "not a singledispatch
+    // function": a key of the dict is user code (its __eq__ runs on lookup), so an entry found
+    // by one lookup may be gone at the next.
+    let (Some(registry), Some(wrapped)) =
+        (attrs.get_item("registry")?, attrs.get_item("__wrapped__")?)
+    else {
+        return Ok(None);
+    };
+    for key in ["dispatch", "register", "_clear_cache"] {
         if !attrs.contains(key)? {
             return Ok(None);
         }
     }
-    let registry = attrs.get_item("registry")?.expect("checked above");
     let object = py.get_type::<pyo3::types::PyAny>();
     let implementations = pyo3::types::PyList::empty(py);
     for pair in registry
@@ -182,7 +183,6 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
             implementations.append(pair)?;
         }
     }
-    let wrapped = attrs.get_item("__wrapped__")?.expect("checked above");
     let make = wire(py)?.make_singledispatch.bind(py).clone();
     Ok(Some(PyTuple::new(
         py,

@@ -104,6 +104,7 @@ impl<'py> Dumper<'py> {
         if status < 0 {
             return Err(PyErr::fetch(self.py).into());
         }
+        // In bounds: nbytes = nbits / 8 + 1 >= 1, and raw[n - 2] is read only when n > 1.
         let negative = raw[nbytes - 1] & 0x80 != 0;
         let mut n = nbytes;
         // A negative value may need one byte fewer: drop a 0xff whose successor has its sign bit.
@@ -182,6 +183,7 @@ impl<'py> Dumper<'py> {
         let raw = utf32.cast::<PyBytes>()?.as_bytes();
         let mut escaped = Vec::with_capacity(raw.len() / 4 + 2);
         escaped.push(UNICODE);
+        // c[0..4] in bounds: chunks_exact(4) yields 4-byte chunks only.
         encode::raw_unicode_escape(
             raw.chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),

@@ -107,11 +107,22 @@ impl<'py> Dumper<'py> {
             let v = &*view;
             (
                 v.buf as *const u8,
-                v.len as usize,
+                usize::try_from(v.len),
                 v.readonly != 0,
                 v.suboffsets.is_null()
                     && ffi::PyBuffer_IsContiguous(view, b'A' as std::ffi::c_char) != 0,
             )
+        };
+        // What an exporter fills in is not ours to trust: no slice from a negative length or a
+        // null pointer.
+        let len = match len {
+            Ok(len) if len == 0 || !buf.is_null() => len,
+            _ => {
+                return Err(pyo3::exceptions::PyBufferError::new_err(
+                    "the PickleBuffer's exporter gave an invalid buffer",
+                )
+                .into())
+            }
         };
         if !contiguous {
             return Err(pickling_error(

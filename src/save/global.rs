@@ -277,7 +277,11 @@ impl<'py> Dumper<'py> {
     ) -> SaveResult {
         // 3.9–3.12: `getattr(parent, lastname)` as a reduce, the parent saved as a global.
         let py = self.py;
-        let lastname = dotted.last().expect("split yields at least one part");
+        // Never empty here (a path of one part has the module as parent), but the parts come
+        // from a str's split(), which a str subclass may override: an error, not a panic.
+        let Some(lastname) = dotted.last() else {
+            return Err(pickling_error(py, "can't pickle a global with an empty name").into());
+        };
         let args = PyTuple::new(py, [parent, lastname.clone().into_any()])?;
         let getattr = self.lk.getattr.bind(py).clone();
         self.save_reduce_parts(&getattr, &args, None)
@@ -295,14 +299,18 @@ impl<'py> Dumper<'py> {
         // as a GLOBAL, each step an unmemoised `getattr(prev, name)`.
         let py = self.py;
         let getattr = self.lk.getattr.bind(py).clone();
-        let steps = &dotted[1..];
+        // Never empty here (a path of one part has the module as parent), but the parts come
+        // from a str's split(), which a str subclass may override: an error, not a panic.
+        let Some((first, steps)) = dotted.split_first() else {
+            return Err(pickling_error(py, "can't pickle a global with an empty name").into());
+        };
         for _ in steps {
             self.save(&getattr)?;
             if self.proto < 2 {
                 self.write(&[MARK])?;
             }
         }
-        self.write_global_text(module_name, dotted[0].as_any())?;
+        self.write_global_text(module_name, first.as_any())?;
         for name in steps {
             self.save(name.as_any())?;
             self.write(if self.proto < 2 {
