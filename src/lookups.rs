@@ -29,6 +29,12 @@ pub struct TypePtrs {
     pub cell: usize,
     pub code: usize,
     pub builtin_function: usize,
+    /// Compared by `_class_setstate`'s fingerprints (rebuild.rs), which must not go by name.
+    pub classmethod: usize,
+    pub staticmethod: usize,
+    pub property: usize,
+    pub complex: usize,
+    pub none: usize,
 }
 
 pub struct Lookups {
@@ -67,6 +73,7 @@ fn build(py: Python<'_>) -> PyResult<Lookups> {
     let copyreg = py.import("copyreg")?;
     let compat = py.import("_compat_pickle")?;
     let pickle = py.import("pickle")?;
+    let builtins = py.import("builtins")?;
     let dispatch_registry = PyDict::new(py);
     let copyreg_dispatch = copyreg.getattr("dispatch_table")?.cast_into::<PyDict>()?;
     let chain_map = py
@@ -92,6 +99,12 @@ fn build(py: Python<'_>) -> PyResult<Lookups> {
             cell: py.import("types")?.getattr("CellType")?.as_ptr() as usize,
             code: py.import("types")?.getattr("CodeType")?.as_ptr() as usize,
             builtin_function: type_ptr::<pyo3::types::PyCFunction>(py),
+            // Static types of the interpreter: their addresses never change.
+            classmethod: builtins.getattr("classmethod")?.as_ptr() as usize,
+            staticmethod: builtins.getattr("staticmethod")?.as_ptr() as usize,
+            property: builtins.getattr("property")?.as_ptr() as usize,
+            complex: type_ptr::<pyo3::types::PyComplex>(py),
+            none: py.None().bind(py).get_type().as_ptr() as usize,
         },
         copyreg_dispatch: copyreg_dispatch.unbind(),
         extension_registry: copyreg

@@ -598,3 +598,76 @@ def test_user_code_cannot_make_skypickle_panic(run_in_subprocess):
     assert results["slotstate_changed_while_restored"] == ("ok", 5)
     assert results["type_kwargs_changed_while_interned"] == ("ok", 1)
     assert results["members_changed_while_set"] == ("ok", ["RED"])
+
+
+# --------------------------------------------------------------------------------------------
+# 4. A class received again: its namespace's values recognised by type identity, not name
+# --------------------------------------------------------------------------------------------
+
+LOOKALIKE_SOURCE = """
+class Value:
+    def __init__(self, v):
+        self.v = v
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.v == self.v
+
+    __hash__ = None
+
+
+# Each named like a builtin type that a class's namespace fingerprint knows.
+lookalikes = {}
+for name in (
+    "dict", "property", "tuple", "list", "set", "frozenset", "classmethod", "staticmethod",
+    "int", "float", "str", "bytes", "bool", "complex", "NoneType", "function",
+):
+    lookalikes[name] = type(name, (Value,), {})
+
+
+class Holder:
+    def total(self):
+        return sum(getattr(type(self), name).v for name in sorted(lookalikes))
+
+
+for i, name in enumerate(sorted(lookalikes)):
+    setattr(Holder, name, lookalikes[name](i))
+"""
+
+LOOKALIKE_CHILD = """
+import pickle
+import sys
+
+with open(sys.argv[1], "rb") as f:
+    first, second = pickle.load(f)
+results = []
+# The first load builds the class, the next ones find it again (the tracker id is the
+# same) and update its namespace: identical payload, then one with a changed value.
+for data in (first, first, second):
+    try:
+        cls = pickle.loads(data)
+        results.append(("ok", cls().total(), type(cls.dict).__name__, cls.dict.v))
+    except Exception as exc:
+        results.append(("raise", type(exc).__name__, str(exc)))
+sys.stdout.write(repr(results))
+"""
+
+
+def test_class_received_again_with_values_of_classes_named_like_builtins(run_in_subprocess):
+    import ast
+
+    import skypickle
+    from byvalue_helpers import make_namespace
+
+    ns = make_namespace(LOOKALIKE_SOURCE)
+    holder = ns["Holder"]
+    first = skypickle.dumps(holder)
+    holder.dict = ns["lookalikes"]["dict"](100)
+    second = skypickle.dumps(holder)
+    proc = run_in_subprocess(LOOKALIKE_CHILD, payload=pickle.dumps((first, second)))
+    base = sum(range(16))
+    dict_index = sorted(ns["lookalikes"]).index("dict")
+    assert ast.literal_eval(proc.stdout) == [
+        ("ok", base, "dict", dict_index),
+        ("ok", base, "dict", dict_index),
+        ("ok", base - dict_index + 100, "dict", 100),
+    ]
