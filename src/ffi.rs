@@ -21,10 +21,6 @@ pub(crate) mod raw {
             bytes: *mut *mut ffi::PyObject,
             newsize: ffi::Py_ssize_t,
         ) -> std::ffi::c_int;
-        // Public C API since 3.8.
-        pub(crate) fn PyPickleBuffer_GetBuffer(
-            picklebuf: *mut ffi::PyObject,
-        ) -> *const ffi::Py_buffer;
         // Exported by CPython 3.9–3.13 (non-limited API).
         pub(crate) fn _PyLong_NumBits(v: *mut ffi::PyObject) -> usize;
     }
@@ -206,6 +202,77 @@ pub fn iter_next<'py>(iterator: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
     }
     // SAFETY: a new reference, owned from here on.
     Ok(Some(unsafe { Bound::from_owned_ptr(py, item) }))
+}
+
+// ---- buffers ---------------------------------------------------------------------------
+
+/// A buffer exported to us by `PyObject_GetBuffer`, released when dropped: while it lives, the
+/// exporter keeps the memory alive and in place (a bytearray refuses to resize), whatever user
+/// code does to the object we got it from (a `PickleBuffer` released, its base dropped).
+///
+/// Invariant: `view` was filled by a successful `PyObject_GetBuffer` and is released exactly
+/// once, by `drop`; the lifetime ties the value to an attached interpreter. The `Py_buffer` is
+/// boxed because exporters may point its fields into the struct itself.
+pub struct BufferView<'py> {
+    view: Box<ffi::Py_buffer>,
+    _py: std::marker::PhantomData<Python<'py>>,
+}
+
+impl<'py> BufferView<'py> {
+    /// `PyObject_GetBuffer(obj, PyBUF_FULL_RO)`, what `PickleBuffer` itself asks its base for
+    /// (a released PickleBuffer raises ValueError here, as `pickle` does).
+    pub fn get(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let mut view = Box::new(ffi::Py_buffer::new());
+        // SAFETY: `obj` is a live object and `view` points to writable storage for a
+        // Py_buffer; on failure nothing needs releasing and an exception is set.
+        if unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &raw mut *view, ffi::PyBUF_FULL_RO) } < 0
+        {
+            return Err(PyErr::fetch(obj.py()));
+        }
+        Ok(BufferView {
+            view,
+            _py: std::marker::PhantomData,
+        })
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.view.readonly != 0
+    }
+
+    /// C- or Fortran-contiguous, without suboffsets.
+    pub fn is_contiguous(&self) -> bool {
+        // SAFETY: a view filled by PyObject_GetBuffer and not yet released (type invariant);
+        // the call only reads it.
+        self.view.suboffsets.is_null()
+            && unsafe {
+                ffi::PyBuffer_IsContiguous(&raw const *self.view, b'A' as std::ffi::c_char)
+            } != 0
+    }
+
+    /// The bytes, for a contiguous buffer. What an exporter fills in is not ours to trust: a
+    /// negative length or a null pointer is a BufferError, not a slice.
+    pub fn as_bytes(&self) -> PyResult<&[u8]> {
+        let (buf, len) = (self.view.buf.cast::<u8>().cast_const(), self.view.len);
+        match usize::try_from(len) {
+            Ok(0) => Ok(&[]),
+            Ok(len) if !buf.is_null() => {
+                // SAFETY: `len` bytes at `buf`, exported to us and kept in place until this
+                // view is dropped; the slice borrows the view.
+                Ok(unsafe { std::slice::from_raw_parts(buf, len) })
+            }
+            _ => Err(pyo3::exceptions::PyBufferError::new_err(
+                "the buffer's exporter gave an invalid buffer",
+            )),
+        }
+    }
+}
+
+impl Drop for BufferView<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a view filled by PyObject_GetBuffer, released once, with the interpreter
+        // attached (type invariant).
+        unsafe { ffi::PyBuffer_Release(&raw mut *self.view) };
+    }
 }
 
 // ---- the interpreter -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
+            // Cannot fail: chunks_exact(8) yields 8-byte chunks only.
             self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         }
         let rest = chunks.remainder();

@@ -35,6 +35,13 @@ pub struct TypePtrs {
     pub cell: usize,
     pub code: usize,
     pub builtin_function: usize,
+    /// Compared by the reload policy's fingerprints (class_tracker/reload.rs), which must not
+    /// go by a type's name.
+    pub classmethod: usize,
+    pub staticmethod: usize,
+    pub property: usize,
+    pub complex: usize,
+    pub none: usize,
 }
 
 pub struct Known {
@@ -195,6 +202,12 @@ fn build(module: &Bound<'_, PyModule>) -> PyResult<Known> {
             cell: py.import("types")?.getattr("CellType")?.as_ptr() as usize,
             code: py.import("types")?.getattr("CodeType")?.as_ptr() as usize,
             builtin_function: type_ptr::<pyo3::types::PyCFunction>(py),
+            // Static types of the interpreter: their addresses never change.
+            classmethod: py.import("builtins")?.getattr("classmethod")?.as_ptr() as usize,
+            staticmethod: py.import("builtins")?.getattr("staticmethod")?.as_ptr() as usize,
+            property: py.import("builtins")?.getattr("property")?.as_ptr() as usize,
+            complex: type_ptr::<pyo3::types::PyComplex>(py),
+            none: py.None().bind(py).get_type().as_ptr() as usize,
         },
         copyreg_dispatch: copyreg_dispatch.unbind(),
         extension_registry: copyreg

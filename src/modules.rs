@@ -9,7 +9,7 @@
 
 use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyModule, PyString};
+use pyo3::types::{PyList, PyModule, PyString};
 
 pub use crate::ffi::sys_modules;
 
@@ -31,13 +31,22 @@ pub fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
 }
 
 /// A qualified name split at its dots (`Outer.Inner.method`), each part a str object (the
-/// name itself when it has no dot).
+/// name itself when it has no dot). Names with lone surrogates (no UTF-8 form) are split by
+/// `str.split`.
 pub fn split_dotted<'py>(name: &Bound<'py, PyString>) -> PyResult<Vec<Bound<'py, PyString>>> {
-    let text = name.to_cow()?;
+    let py = name.py();
+    let Ok(text) = name.to_cow() else {
+        return name
+            .call_method1(pyo3::intern!(py, "split"), (pyo3::intern!(py, "."),))?
+            .cast_into::<PyList>()?
+            .iter()
+            .map(|part| part.cast_into::<PyString>().map_err(PyErr::from))
+            .collect();
+    };
     if !text.contains('.') {
         return Ok(vec![name.clone()]);
     }
-    Ok(split_text(name.py(), &text))
+    Ok(split_text(py, &text))
 }
 
 /// [`split_dotted`] for a name held by Rust.
@@ -47,15 +56,23 @@ pub fn split_text<'py>(py: Python<'py>, name: &str) -> Vec<Bound<'py, PyString>>
         .collect()
 }
 
+/// Whether a part of a dotted path is `<locals>` (text that is not UTF-8 is not).
+pub fn is_locals(part: &Bound<'_, PyString>) -> bool {
+    part.to_cow().is_ok_and(|text| text == "<locals>")
+}
+
 /// Whether a dotted path goes through a function's locals (`f.<locals>.g`): such an object
 /// has no importable name.
-pub fn is_local(path: &[Bound<'_, PyString>]) -> PyResult<bool> {
-    for part in path {
-        if part.to_cow()? == "<locals>" {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+pub fn is_local(path: &[Bound<'_, PyString>]) -> bool {
+    path.iter().any(is_locals)
+}
+
+/// Whether a module name is `__main__` or `__mp_main__` (text that is not UTF-8 is neither).
+fn is_main_name(name: &Bound<'_, PyAny>) -> bool {
+    name.cast::<PyString>().is_ok_and(|name| {
+        name.to_cow()
+            .is_ok_and(|text| text == "__main__" || text == "__mp_main__")
+    })
 }
 
 /// `getattr` along a dotted path from `root`: the object found and its parent. A `<locals>`
@@ -67,7 +84,7 @@ pub fn resolve<'py>(
     let mut parent = root.clone();
     let mut current = root.clone();
     for part in path {
-        if part.to_cow()? == "<locals>" {
+        if is_locals(part) {
             return Err(PyAttributeError::new_err(format!(
                 "Can't get local attribute {} on {}",
                 part.repr()?,
@@ -118,17 +135,14 @@ pub fn scan_sys_modules<'py>(
     scan: Scan,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
-    if is_local(path)? {
+    if is_local(path) {
         return Ok(None);
     }
     // A copy: the lookups below may import modules, which changes `sys.modules`.
     let snapshot = sys_modules(py)?.copy()?;
     for (module_name, module) in snapshot.iter() {
-        if let Ok(text) = module_name.cast::<PyString>() {
-            let text = text.to_cow()?;
-            if text == "__main__" || text == "__mp_main__" {
-                continue;
-            }
+        if is_main_name(&module_name) {
+            continue;
         }
         let searched = match scan {
             Scan::Pickle => !module.is_none(),

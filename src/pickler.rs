@@ -302,6 +302,7 @@ impl Pickler {
     fn proto(&self, py: Python<'_>) -> Py<PyAny> {
         match &self.proto_arg {
             Some(p) => p.clone_ref(py),
+            // Cannot fail: a u8 converts to an int infallibly.
             None => self.protocol.into_pyobject(py).unwrap().into_any().unbind(),
         }
     }

@@ -21,7 +21,7 @@ use crate::wire::{op, wire};
 /// not (yet) in the loader, and the memo must not depend on that.
 fn fresh_key<'py>(key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     match key.cast::<PyString>() {
-        Ok(s) => Ok(PyString::new(key.py(), &s.to_cow()?).into_any()),
+        Ok(s) => Ok(super::copy_str(s)?.into_any()),
         Err(_) => Ok(key.clone()),
     }
 }
@@ -111,7 +111,10 @@ pub fn extract_class_dict<'py>(
     Ok(clsdict)
 }
 
-fn pop<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn pop<'py, K: IntoPyObject<'py> + Copy>(
+    dict: &Bound<'py, PyDict>,
+    key: K,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let value = dict.get_item(key)?;
     if value.is_some() {
         dict.del_item(key)?;
@@ -405,8 +408,9 @@ fn enum_parts<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<ClassP
         pop(&clsdict, key)?;
     }
     for name in members.keys() {
-        if let Ok(name) = name.cast::<PyString>() {
-            pop(&clsdict, &name.to_cow()?)?;
+        // By the str itself: a member name may hold lone surrogates (no UTF-8 text).
+        if name.is_instance_of::<PyString>() {
+            pop(&clsdict, &name)?;
         }
     }
     Ok(ClassParts {

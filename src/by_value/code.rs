@@ -19,8 +19,7 @@ fn fresh_tuple(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
 
 /// A new str with the same text (what `"".join(s)` gives).
 fn fresh_str(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
-    let text = value.cast_into::<PyString>()?;
-    Ok(PyString::new(text.py(), &text.to_cow()?).into_any())
+    Ok(super::copy_str(&value.cast_into::<PyString>()?)?.into_any())
 }
 
 /// One of `CodeType`'s positional arguments, tagged with what it is (which decides how it is
@@ -237,6 +236,7 @@ pub fn extract_code_globals<'py>(
     let bytes = co_code.cast::<pyo3::types::PyBytes>()?.as_bytes();
     let mut ext: usize = 0;
     for unit in bytes.chunks_exact(2) {
+        // In bounds: chunks_exact(2) yields 2-byte units only.
         let (op, arg) = (unit[0], usize::from(unit[1]));
         if op == ops.extended_arg {
             ext = (ext | arg) << 8;

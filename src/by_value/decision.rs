@@ -5,7 +5,8 @@
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 
 use crate::modules::{
-    declared_module, resolve, scan_sys_modules, split_text, sys_modules, whichmodule, Scan,
+    declared_module, is_locals, resolve, scan_sys_modules, split_dotted, sys_modules, whichmodule,
+    Scan,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyFunction, PyModule, PySet, PyString, PyType};
@@ -63,7 +64,12 @@ pub fn unregister_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
 /// `list_registry_pickle_by_value()`: a copy of the registered module names.
 #[pyfunction]
 pub fn list_registry_pickle_by_value(py: Python<'_>) -> PyResult<Bound<'_, PySet>> {
-    PySet::new(py, registry(py)?.iter())
+    // set.copy(): copies the stored hashes, runs no user code. Iterating the registry while
+    // building a new set would hash its items, and a user's __hash__ may change the registry
+    // (a set changing size under pyo3's iterator is a panic).
+    Ok(registry(py)?
+        .call_method0(pyo3::intern!(py, "copy"))?
+        .cast_into::<PySet>()?)
 }
 
 /// Whether `module` (by its `__name__`) or one of its parent packages is registered.
@@ -74,8 +80,25 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
         return Ok(false);
     }
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
-    let name = name.cast::<PyString>()?.to_cow()?.into_owned();
-    let mut prefix = name.as_str();
+    let name = name.cast::<PyString>()?;
+    let Ok(text) = name.to_cow() else {
+        // Lone surrogates (not UTF-8): walk the parents with Python strings.
+        let mut prefix = name.clone();
+        loop {
+            if registry.contains(&prefix)? {
+                return Ok(true);
+            }
+            let (parent, dot, _): (Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyAny>) =
+                prefix
+                    .call_method1(pyo3::intern!(py, "rpartition"), (pyo3::intern!(py, "."),))?
+                    .extract()?;
+            if dot.is_empty()? {
+                return Ok(false);
+            }
+            prefix = parent;
+        }
+    };
+    let mut prefix: &str = &text;
     loop {
         if registry.contains(prefix)? {
             return Ok(true);
@@ -92,9 +115,9 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
 #[pyo3(name = "_whichmodule")]
 pub fn whichmodule_py<'py>(
     obj: &Bound<'py, PyAny>,
-    name: &str,
+    name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    whichmodule(obj, &split_text(obj.py(), name), Scan::ModulesOnly)
+    whichmodule(obj, &split_dotted(name)?, Scan::ModulesOnly)
 }
 
 /// `_lookup_module_and_qualname(obj, name=None)`, exposed under cloudpickle's private name:
@@ -103,8 +126,8 @@ pub fn whichmodule_py<'py>(
 #[pyo3(name = "_lookup_module_and_qualname", signature = (obj, name=None))]
 pub fn lookup_module_and_qualname_py<'py>(
     obj: &Bound<'py, PyAny>,
-    name: Option<&str>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    name: Option<&Bound<'py, PyString>>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     match name {
         Some(n) => lookup_module_and_name(obj, n),
         None => lookup_module_and_qualname(obj),
@@ -112,71 +135,50 @@ pub fn lookup_module_and_qualname_py<'py>(
 }
 
 /// cloudpickle's `_lookup_module_and_qualname`: the module an object can be imported from
-/// under its qualified name, or `None` if it cannot (then it travels by value).
+/// under its qualified name, or `None` if it cannot (then it travels by value). Names stay
+/// Python strs throughout: a qualname may hold lone surrogates, which no Rust string can.
 pub fn lookup_module_and_qualname<'py>(
     obj: &Bound<'py, PyAny>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     let py = obj.py();
     let name = match obj.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
         Some(n) => n,
         None => obj.getattr(pyo3::intern!(py, "__name__"))?,
     };
-    let text = name.str()?.to_cow()?.into_owned();
-    // The common undotted name: look it up with the name object itself (already hashed,
-    // usually interned) rather than a new string.
-    if !text.contains('.') {
-        if let Ok(name_str) = name.cast::<PyString>() {
-            return lookup_module_with(
-                obj,
-                &text,
-                || Ok(vec![name_str.clone()]),
-                |module| module.getattr(name_str),
-            );
-        }
-    }
-    lookup_module_and_name(obj, &text)
+    lookup_module_and_name(obj, &name.str()?)
 }
 
 /// `lookup_module_and_qualname` with the name given (TypeVars are found by `__name__`).
 pub fn lookup_module_and_name<'py>(
     obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyString>)>> {
     let py = obj.py();
-    lookup_module_with(
-        obj,
-        name,
-        || Ok(split_text(py, name)),
-        |module| resolve(module, &split_text(py, name)).map(|(found, _)| found),
-    )
-}
-
-fn lookup_module_with<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-    path: impl FnOnce() -> PyResult<Vec<Bound<'py, PyString>>>,
-    resolve: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
-) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
-    let py = obj.py();
-    let name = name.to_owned();
-    // The dotted path is split only when `__module__` does not say where to look.
+    // The dotted path is split only when `__module__` does not say where to look, or when the
+    // module is found and the name has a dot; an undotted name is looked up as it is (already
+    // hashed, usually interned).
     let module_name = match declared_module(obj)? {
         Some(module_name) => module_name,
-        None => match scan_sys_modules(obj, &path()?, Scan::ModulesOnly)? {
+        None => match scan_sys_modules(obj, &split_dotted(name)?, Scan::ModulesOnly)? {
             Some(module_name) => module_name,
             None => return Ok(None),
         },
     };
-    if let Ok(text) = module_name.cast::<PyString>() {
-        if text.to_cow()? == "__main__" {
-            return Ok(None);
-        }
+    if module_name
+        .cast::<PyString>()
+        .is_ok_and(|text| text.to_cow().is_ok_and(|text| text == "__main__"))
+    {
+        return Ok(None);
     }
     let Some(module) = sys_modules(py)?.get_item(&module_name)? else {
         return Ok(None);
     };
-    match resolve(&module) {
-        Ok(found) if found.is(obj) => Ok(Some((module, name))),
+    let found = match split_dotted(name)?.as_slice() {
+        [single] if !is_locals(single) => module.getattr(single),
+        path => resolve(&module, path).map(|(found, _)| found),
+    };
+    match found {
+        Ok(found) if found.is(obj) => Ok(Some((module, name.clone()))),
         Ok(_) => Ok(None),
         Err(e) if e.is_instance_of::<PyAttributeError>(py) => Ok(None),
         Err(e) => Err(e),

@@ -55,7 +55,11 @@ pub fn find_imported_submodules<'py>(
             let Ok(name) = name.cast::<PyString>() else {
                 continue;
             };
-            let name = name.to_cow()?;
+            // A module name that is not UTF-8 (lone surrogates) has no dotted tokens that
+            // bytecode can name: not a submodule the code reaches.
+            let Ok(name) = name.to_cow() else {
+                continue;
+            };
             let Some(rest) = name.strip_prefix(&prefix) else {
                 continue;
             };
@@ -257,7 +261,7 @@ impl<'py> FunctionParts<'py> {
             let d = PyDict::new(py);
             for (name, value) in self.globals {
                 // Fresh key strings: whether the sender interned them must not show.
-                d.set_item(PyString::new(py, &name.to_cow()?), value)?;
+                d.set_item(super::copy_str(&name)?, value)?;
             }
             d.into_any()
         };
@@ -279,7 +283,7 @@ impl<'py> FunctionParts<'py> {
                 let d = PyDict::new(py);
                 for (k, v) in dict.iter() {
                     match k.cast::<PyString>() {
-                        Ok(key) => d.set_item(PyString::new(py, &key.to_cow()?), v)?,
+                        Ok(key) => d.set_item(super::copy_str(key)?, v)?,
                         Err(_) => d.set_item(k, v)?,
                     }
                 }

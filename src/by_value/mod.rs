@@ -23,6 +23,25 @@ fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     Ok(crate::ffi::type_dealloc(cls) == crate::known::get(cls.py())?.python_class_dealloc)
 }
 
+/// A new str with the same text as `s`, lone surrogates included: the by-value layer copies
+/// names so that whether the sender interned them cannot show in the memo. A str holding lone
+/// surrogates has no UTF-8 form, so it is copied through `surrogatepass`.
+pub fn copy_str<'py>(s: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+    let py = s.py();
+    if let Ok(text) = s.to_cow() {
+        return Ok(PyString::new(py, &text));
+    }
+    let (utf8, surrogatepass) = (
+        pyo3::intern!(py, "utf-8"),
+        pyo3::intern!(py, "surrogatepass"),
+    );
+    Ok(
+        s.call_method1(pyo3::intern!(py, "encode"), (utf8, surrogatepass))?
+            .call_method1(pyo3::intern!(py, "decode"), (utf8, surrogatepass))?
+            .cast_into::<PyString>()?,
+    )
+}
+
 /// A reduce value whose object is memoised before its state is saved and restored by
 /// `setter(obj, state)`: `(callable, args, state, None, None, setter)`. Functions, classes and
 /// cells all use it, so whatever their state refers to (the object itself included) is safe.
@@ -100,18 +119,19 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
         return Ok(None);
     };
     let attrs = attrs.cast_into::<PyDict>()?;
-    for key in [
-        "registry",
-        "dispatch",
-        "register",
-        "_clear_cache",
-        "__wrapped__",
-    ] {
+    // The entries used are read once, and a missing one means "not a singledispatch
+    // function": a key of the dict is user code (its __eq__ runs on lookup), so an entry found
+    // by one lookup may be gone at the next.
+    let (Some(registry), Some(wrapped)) =
+        (attrs.get_item("registry")?, attrs.get_item("__wrapped__")?)
+    else {
+        return Ok(None);
+    };
+    for key in ["dispatch", "register", "_clear_cache"] {
         if !attrs.contains(key)? {
             return Ok(None);
         }
     }
-    let registry = attrs.get_item("registry")?.expect("checked above");
     let object = py.get_type::<pyo3::types::PyAny>();
     let implementations = pyo3::types::PyList::empty(py);
     for pair in registry
@@ -124,7 +144,6 @@ fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound
             implementations.append(pair)?;
         }
     }
-    let wrapped = attrs.get_item("__wrapped__")?.expect("checked above");
     let make = wire(py)?.get(py, op::MAKE_SINGLEDISPATCH).clone();
     Ok(Some(PyTuple::new(
         py,

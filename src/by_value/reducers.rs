@@ -195,7 +195,7 @@ pub fn _typevar_reduce<'py>(
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let name = obj.getattr(pyo3::intern!(py, "__name__"))?;
-    let found = super::decision::lookup_module_and_name(obj, &name.str()?.to_cow()?)?;
+    let found = super::decision::lookup_module_and_name(obj, &name.str()?)?;
     if let Some((module, _)) = &found {
         if !super::decision::is_registered_pickle_by_value(module)? {
             let getattr = crate::known::get(py)?.getattr.bind(py).clone();

@@ -83,10 +83,12 @@ fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Boun
             ],
         );
     }
-    let type_name = value.get_type().name()?.to_string();
-    match type_name.as_str() {
+    let Some(type_name) = exact_builtin_name(value)? else {
+        return unknown();
+    };
+    match type_name {
         "classmethod" | "staticmethod" => {
-            tag(&type_name, vec![attr(pyo3::intern!(py, "__func__"))?])
+            tag(type_name, vec![attr(pyo3::intern!(py, "__func__"))?])
         }
         "property" => tag(
             "property",
@@ -97,7 +99,7 @@ fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Boun
             ],
         ),
         "int" | "float" | "str" | "bytes" | "bool" | "NoneType" | "complex" => {
-            tag(&type_name, vec![value.clone()])
+            tag(type_name, vec![value.clone()])
         }
         // Containers by their contents (a class attribute that instances mutate keeps its
         // value when an identical payload arrives again).
@@ -106,7 +108,7 @@ fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Boun
                 .try_iter()?
                 .map(|item| deeper(&item?))
                 .collect::<PyResult<Vec<_>>>()?;
-            tag(&type_name, items)
+            tag(type_name, items)
         }
         "dict" => {
             let mut items = Vec::new();
@@ -127,10 +129,36 @@ fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Boun
                 .map(|item| deeper(&item?))
                 .collect::<PyResult<Vec<_>>>()?;
             tag(
-                &type_name,
+                type_name,
                 vec![pyo3::types::PyFrozenSet::new(py, &items)?.into_any()],
             )
         }
         _ => unknown(),
     }
+}
+
+/// The name of `value`'s type when it is exactly one of the builtins `fingerprint_at` knows,
+/// found by type identity, never by the type's own name: a user class may be called `dict`
+/// or `property` too (its instances are then like any other object: changed).
+fn exact_builtin_name(value: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
+    let types = &crate::known::get(value.py())?.types;
+    let tp = value.get_type_ptr() as usize;
+    let known = [
+        (types.classmethod, "classmethod"),
+        (types.staticmethod, "staticmethod"),
+        (types.property, "property"),
+        (types.int, "int"),
+        (types.float, "float"),
+        (types.str, "str"),
+        (types.bytes, "bytes"),
+        (types.bool, "bool"),
+        (types.none, "NoneType"),
+        (types.complex, "complex"),
+        (types.tuple, "tuple"),
+        (types.list, "list"),
+        (types.dict, "dict"),
+        (types.set, "set"),
+        (types.frozenset, "frozenset"),
+    ];
+    Ok(known.iter().find(|(t, _)| *t == tp).map(|(_, name)| *name))
 }

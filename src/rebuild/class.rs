@@ -25,9 +25,14 @@ pub fn _builtin_type<'py>(
 
 fn intern_keys<'py>(py: Python<'py>, dict: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
     let interned = PyDict::new(py);
-    for (key, value) in dict.iter() {
+    // Over a copy: inserting a key hashes it, which may run user code.
+    for (key, value) in dict.copy()?.iter() {
         match key.cast::<PyString>() {
-            Ok(k) => interned.set_item(PyString::intern(py, &k.to_cow()?), value)?,
+            // A key with lone surrogates has no UTF-8 text to intern by: kept as it came.
+            Ok(k) => match k.to_cow() {
+                Ok(text) => interned.set_item(PyString::intern(py, &text), value)?,
+                Err(_) => interned.set_item(key, value)?,
+            },
             Err(_) => interned.set_item(key, value)?,
         }
     }
@@ -173,7 +178,8 @@ pub fn _make_skeleton_enum<'py>(
             classdict.set_item("__init__", init)?;
         }
     }
-    for (member_name, value) in members.iter() {
+    // Over a copy: the enum's namespace runs user code on every insertion.
+    for (member_name, value) in members.copy()?.iter() {
         classdict.set_item(member_name, value)?;
     }
     let new = metaclass.getattr("__new__")?;
@@ -204,7 +210,7 @@ pub fn _class_setstate<'py>(
     for item in clsdict.items().iter() {
         let (key, value) = (item.get_item(0)?, item.get_item(1)?);
         let key = expect::<PyString>(&key, "class attribute name", "a str")?;
-        if key.to_cow()? == "_abc_impl" {
+        if key.to_cow().is_ok_and(|key| key == "_abc_impl") {
             registry = Some(value);
             continue;
         }

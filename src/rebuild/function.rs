@@ -128,7 +128,9 @@ pub fn _restore_function<'py>(
         let cells = expect::<PyDict>(&cells, "_restore_function() cells", "a dict")?;
         let closure = func.getattr(pyo3::intern!(py, "__closure__"))?;
         let closure = expect::<PyTuple>(&closure, "the function's closure", "a tuple")?;
-        for (index, value) in cells.iter() {
+        // Over a copy: extracting an index may run user code (`__index__`), which may change
+        // the dict, and pyo3's dict iterator panics on that.
+        for (index, value) in cells.copy()?.iter() {
             let index: usize = index.extract()?;
             if index >= closure.len() {
                 return Err(PyValueError::new_err(format!(
@@ -143,10 +145,11 @@ pub fn _restore_function<'py>(
     }
     if let Some(attrs) = given(attrs) {
         let attrs = expect::<PyDict>(&attrs, "_restore_function() attrs", "a dict")?;
-        for (key, value) in attrs.iter() {
+        // Over a copy: setattr may run user code (a str subclass's `__hash__`).
+        for (key, value) in attrs.copy()?.iter() {
             let key = expect::<PyString>(&key, "function attribute name", "a str")?;
             // Submodules only had to be loaded (imported) to be there.
-            if key.to_cow()? != "_skypickle_submodules" {
+            if !key.to_cow().is_ok_and(|key| key == "_skypickle_submodules") {
                 func.setattr(key, value)?;
             }
         }
@@ -202,17 +205,19 @@ pub fn _function_setstate<'py>(
     // One pass, in the state's order: the globals the code uses go into its namespace, the
     // submodule list only had to be loaded (its modules are imported by now), and every other
     // entry is an attribute.
-    for (key, value) in slotstate.iter() {
+    // Over a copy: the entries' handling runs user code (iteration, setattr, update).
+    for (key, value) in slotstate.copy()?.iter() {
         let key = expect::<PyString>(&key, "function attribute name", "a str")?;
-        match &*key.to_cow()? {
-            "__globals__" => {
+        // A name that is not UTF-8 (lone surrogates) is none of the special entries.
+        match key.to_cow().as_deref() {
+            Ok("__globals__") => {
                 let globals = expect::<PyDict>(&value, "function __globals__ state", "a dict")?;
                 func_globals.call_method1(pyo3::intern!(py, "update"), (globals,))?;
             }
             // cloudpickle 3.x pickles name the same entry `_cloudpickle_submodules`.
-            "_skypickle_submodules" | "_cloudpickle_submodules" => {}
+            Ok("_skypickle_submodules" | "_cloudpickle_submodules") => {}
             // cloudpickle 3.x pickles send the closure's cells separately: copy their contents.
-            "__closure__" => {
+            Ok("__closure__") => {
                 if !value.is_none() {
                     let own = func.getattr(pyo3::intern!(py, "__closure__"))?;
                     for (i, cell) in value.try_iter()?.enumerate() {

@@ -61,7 +61,11 @@ pub fn _dynamic_subimport<'py>(
 ) -> PyResult<Bound<'py, PyModule>> {
     let name = expect::<PyString>(name, "_dynamic_subimport() name", "a str")?;
     let vars = expect::<PyDict>(vars, "_dynamic_subimport() vars", "a dict")?;
-    let module = PyModule::new(py, &name.to_cow()?)?;
+    // `ModuleType(name)` with the str itself: a name may hold lone surrogates (no UTF-8 text).
+    let module = py
+        .get_type::<PyModule>()
+        .call1((name,))?
+        .cast_into::<PyModule>()?;
     let dict = module.dict();
     dict.update(vars.as_mapping())?;
     dict.set_item("__builtins__", builtins_dict(py)?)?;

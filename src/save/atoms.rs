@@ -112,6 +112,7 @@ impl<'py> Dumper<'py> {
         let raw = utf32.cast::<PyBytes>()?.as_bytes();
         let mut escaped = Vec::with_capacity(raw.len() / 4 + 2);
         escaped.push(UNICODE);
+        // c[0..4] in bounds: chunks_exact(4) yields 4-byte chunks only.
         encode::raw_unicode_escape(
             raw.chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),

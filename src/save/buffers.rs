@@ -1,13 +1,12 @@
 //! Buffers: bytearray (BYTEARRAY8 at protocol 5, a `bytearray(bytes)` reduction before) and
 //! `pickle.PickleBuffer`, in-band or out-of-band through `buffer_callback`.
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 
 use super::Dumper;
 use crate::errors::{pickling_error, SaveResult};
-use crate::ffi::raw::PyPickleBuffer_GetBuffer;
+use crate::ffi::BufferView;
 use crate::writer::encode;
 use crate::writer::opcodes::*;
 
@@ -56,23 +55,13 @@ impl<'py> Dumper<'py> {
             };
             return Err(pickling_error(py, msg).into());
         }
-        // SAFETY: `obj` is a PickleBuffer (exact type checked by dispatch). The view stays
-        // valid while `obj` is alive and not released; we hold `obj` throughout.
-        let view = unsafe { PyPickleBuffer_GetBuffer(obj.as_ptr()) };
-        if view.is_null() {
-            return Err(PyErr::fetch(py).into());
-        }
-        // SAFETY: non-null view owned by the PickleBuffer; read-only access to its fields.
-        let (buf, len, readonly, contiguous) = unsafe {
-            let v = &*view;
-            (
-                v.buf as *const u8,
-                v.len as usize,
-                v.readonly != 0,
-                v.suboffsets.is_null()
-                    && ffi::PyBuffer_IsContiguous(view, b'A' as std::ffi::c_char) != 0,
-            )
-        };
+        // Our own export of the PickleBuffer's base, not the PickleBuffer's view: user code
+        // runs below (the callback, the truth value of what it returns, a file's write()) and
+        // may release the PickleBuffer and drop the last reference to its base. `owned` keeps
+        // the memory valid until the end of this function, after the last byte is read. A
+        // released PickleBuffer raises ValueError here, as `pickle` does.
+        let owned = BufferView::get(obj)?;
+        let (readonly, contiguous) = (owned.readonly(), owned.is_contiguous());
         if !contiguous {
             return Err(pickling_error(
                 py,
@@ -91,19 +80,17 @@ impl<'py> Dumper<'py> {
                 self.write(&[NEXT_BUFFER])
             };
         }
-        let data: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: a contiguous buffer of `len` bytes at `buf`, kept alive by `obj`. The
-            // callback ran before we took the slice; nothing runs while it is used, except a
-            // file's write() when streaming, which receives `obj` itself, not this slice.
-            unsafe { std::slice::from_raw_parts(buf, len) }
-        };
-        if readonly {
+        // Borrowed from `owned`, which is dropped only after the last use of the slice:
+        // whatever user code did or does meanwhile (release the PickleBuffer, drop its base),
+        // the memory stays.
+        let data = owned.as_bytes()?;
+        let result = if readonly {
             self.save_bytes_data(obj, data)
         } else {
-            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))?;
-            self.memo_put(obj)
-        }
+            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))
+                .and_then(|()| self.memo_put(obj))
+        };
+        drop(owned);
+        result
     }
 }

@@ -74,13 +74,12 @@ impl<'py> Dumper<'py> {
     /// their identity, so whether the sender had them interned cannot show in the bytes. Any
     /// other object (a non-str dict key) is saved as usual.
     pub(super) fn save_name(&mut self, text: &Bound<'py, PyAny>) -> SaveResult {
-        let py = self.py;
         // Anything but an exact str (a dict key may be anything) is saved as usual.
         let Ok(exact) = text.cast_exact::<PyString>() else {
             return self.save(text);
         };
         if !self.bin {
-            return self.save(PyString::new(py, &exact.to_cow()?).as_any());
+            return self.save(crate::by_value::copy_str(exact)?.as_any());
         }
         match crate::ffi::str_utf8(exact) {
             Some(bytes) => self.save_name_text(bytes),

@@ -55,7 +55,7 @@ impl<'py> Dumper<'py> {
         };
         let global_name = global_name.cast_into::<PyString>().map_err(PyErr::from)?;
         let dotted = split_dotted(&global_name)?;
-        if is_local(&dotted)? {
+        if is_local(&dotted) {
             // CPython's wording changed in 3.13.
             let verb = if cfg!(Py_3_13) { "get" } else { "pickle" };
             return Err(PyAttributeError::new_err(format!(
@@ -178,7 +178,11 @@ impl<'py> Dumper<'py> {
     ) -> SaveResult {
         // 3.9–3.12: `getattr(parent, lastname)` as a reduce, the parent saved as a global.
         let py = self.py;
-        let lastname = dotted.last().expect("split yields at least one part");
+        // Never empty here (a path of one part has the module as parent), but the parts come
+        // from a str's split(), which a str subclass may override: an error, not a panic.
+        let Some(lastname) = dotted.last() else {
+            return Err(pickling_error(py, "can't pickle a global with an empty name").into());
+        };
         let args = PyTuple::new(py, [parent, lastname.clone().into_any()])?;
         let getattr = self.lk.getattr.bind(py).clone();
         self.save_reduce_parts(&getattr, &args, None)
@@ -196,14 +200,18 @@ impl<'py> Dumper<'py> {
         // as a GLOBAL, each step an unmemoised `getattr(prev, name)`.
         let py = self.py;
         let getattr = self.lk.getattr.bind(py).clone();
-        let steps = &dotted[1..];
+        // Never empty here (a path of one part has the module as parent), but the parts come
+        // from a str's split(), which a str subclass may override: an error, not a panic.
+        let Some((first, steps)) = dotted.split_first() else {
+            return Err(pickling_error(py, "can't pickle a global with an empty name").into());
+        };
         for _ in steps {
             self.save(&getattr)?;
             if self.proto < 2 {
                 self.write(&[MARK])?;
             }
         }
-        self.write_global_text(module_name, dotted[0].as_any())?;
+        self.write_global_text(module_name, first.as_any())?;
         for name in steps {
             self.save(name.as_any())?;
             self.write(if self.proto < 2 {
@@ -269,22 +277,23 @@ impl<'py> Dumper<'py> {
             }
         }
         let encode_part = |part: &Bound<'py, PyAny>, what: &str| -> SaveResult<Vec<u8>> {
-            let text = part
-                .cast::<PyString>()
-                .map_err(PyErr::from)?
-                .to_cow()?
-                .into_owned();
-            if self.proto < 3 && !text.is_ascii() {
-                return Err(pickling_error(
-                    py,
-                    format!(
-                        "can't pickle {what} identifier '{text}' using pickle protocol {}",
-                        self.proto
-                    ),
-                )
-                .into());
+            let part = part.cast::<PyString>().map_err(PyErr::from)?;
+            match part.to_cow() {
+                Ok(text) if self.proto >= 3 || text.is_ascii() => {
+                    Ok(text.into_owned().into_bytes())
+                }
+                // Not ASCII below protocol 3, or not UTF-8 at all (lone surrogates): pickle's
+                // error, formatted by Python, which can hold the identifier as it is.
+                _ => {
+                    let msg = pyo3::intern!(
+                        py,
+                        "can't pickle {} identifier '{}' using pickle protocol {}"
+                    )
+                    .call_method1(pyo3::intern!(py, "format"), (what, part, self.proto))?;
+                    let pickling_error = self.lk.pickling_error.bind(py).clone();
+                    Err(PyErr::from_type(pickling_error, msg.unbind()).into())
+                }
             }
-            Ok(text.into_bytes())
         };
         let module_bytes = encode_part(&module_name, "module")?;
         let name_bytes = encode_part(&global_name, "global")?;

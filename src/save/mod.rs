@@ -460,14 +460,17 @@ impl<'py> Dumper<'py> {
             self.write(&[BINPERSID])?;
         } else {
             let text = pid.str()?;
-            let text = text.to_cow()?;
-            if !text.is_ascii() {
-                return Err(pickling_error(
-                    self.py,
-                    "persistent IDs in protocol 0 must be ASCII strings",
-                )
-                .into());
-            }
+            // Lone surrogates (no UTF-8 form) are not ASCII either: pickle's error.
+            let text = match text.to_cow() {
+                Ok(text) if text.is_ascii() => text,
+                _ => {
+                    return Err(pickling_error(
+                        self.py,
+                        "persistent IDs in protocol 0 must be ASCII strings",
+                    )
+                    .into())
+                }
+            };
             self.write(&[PERSID])?;
             self.write(text.as_bytes())?;
             self.write(b"\n")?;

@@ -181,9 +181,10 @@ impl<'py> Dumper<'py> {
         let Ok(name) = name.cast::<PyString>() else {
             return Ok(Construct::Reduce);
         };
-        Ok(match &*name.to_cow()? {
-            "__newobj_ex__" => Construct::NewObjEx,
-            "__newobj__" => Construct::NewObj,
+        // A name that is not UTF-8 (lone surrogates) is neither of them.
+        Ok(match name.to_cow().as_deref() {
+            Ok("__newobj_ex__") => Construct::NewObjEx,
+            Ok("__newobj__") => Construct::NewObj,
             _ => Construct::Reduce,
         })
     }
