@@ -311,7 +311,7 @@ fn add_reconstruct(module: &Bound<'_, PyModule>) -> PyResult<()> {
         },
         ml_flags: pyo3::ffi::METH_VARARGS,
         // The first line is the text signature `inspect.signature` (and stubtest) read.
-        ml_doc: c"_reconstruct($module, op, /, *args)\n--\n\nCall skypickle's reconstructor number op (see _WIRE_NAMES) with args.".as_ptr(),
+        ml_doc: c"_reconstruct(op, /, *args)\n--\n\nCall skypickle's reconstructor number op (see _WIRE_NAMES) with args.".as_ptr(),
     }));
     let module_name = module.name()?;
     // SAFETY: `def` lives forever; PyCFunction_NewEx returns a new reference or null with an
