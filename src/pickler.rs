@@ -10,13 +10,13 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::{finish_error, pickling_error};
 use crate::known::{self, Known};
 use crate::memo::{Memo, MemoStore};
-use crate::save::{Dumper, Hooks};
+use crate::save::{resolve_compat_target, Compat, Dumper, Hooks};
 use crate::writer::opcodes::HIGHEST_PROTOCOL;
 
 /// The protocol used when none is given: the highest, as cloudpickle does.
@@ -78,37 +78,45 @@ fn default_hooks<'py>(py: Python<'py>, lk: &Known) -> PyResult<Hooks<'py>> {
     })
 }
 
-/// `dumps(obj, protocol=None, buffer_callback=None)`: the pickle of `obj` as bytes.
+/// `dumps(obj, protocol=None, buffer_callback=None, *, compat=None)`: the pickle of `obj` as
+/// bytes. `compat` names the cloudpickle copy the loader has instead of skypickle
+/// (`"cloudpickle"`, `"pyspark.cloudpickle.cloudpickle"`, ...): see `save/compat.rs`.
 #[pyfunction]
-#[pyo3(signature = (obj, protocol=None, buffer_callback=None))]
+#[pyo3(signature = (obj, protocol=None, buffer_callback=None, *, compat=None))]
 pub fn dumps<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
+    compat: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+    let compat = resolve_compat_target(py, compat)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
+    dumper.compat = compat.map(Compat::new);
     run_dump(&mut dumper, obj)?;
     dumper.take_output()
 }
 
-/// `dump(obj, file, protocol=None, buffer_callback=None)`: write the pickle of `obj` to `file`.
+/// `dump(obj, file, protocol=None, buffer_callback=None, *, compat=None)`: write the pickle of
+/// `obj` to `file`.
 #[pyfunction]
-#[pyo3(signature = (obj, file, protocol=None, buffer_callback=None))]
+#[pyo3(signature = (obj, file, protocol=None, buffer_callback=None, *, compat=None))]
 pub fn dump<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     file: &Bound<'py, PyAny>,
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
+    compat: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+    let compat = resolve_compat_target(py, compat)?;
     let write = file_write(file)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(
@@ -120,6 +128,7 @@ pub fn dump<'py>(
         buffer_callback,
         Some(write),
     );
+    dumper.compat = compat.map(Compat::new);
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }
@@ -137,6 +146,8 @@ pub struct Pickler {
     /// The protocol argument as given (cloudpickle's `proto` attribute is not normalised).
     proto_arg: Option<Py<PyAny>>,
     buffer_callback: Option<Py<PyAny>>,
+    /// `compat=`: the module path of the cloudpickle copy payloads are written for.
+    compat: Option<Py<PyString>>,
     memo: MemoStore,
     /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
     globals_ref: Py<PyDict>,
@@ -200,21 +211,24 @@ impl Pickler {
             protocol: DEFAULT_PROTOCOL,
             proto_arg: None,
             buffer_callback: None,
+            compat: None,
             memo: MemoStore::default(),
             globals_ref: PyDict::new(py).unbind(),
             initialized: true,
         }
     }
 
-    #[pyo3(signature = (file, protocol=None, buffer_callback=None))]
+    #[pyo3(signature = (file, protocol=None, buffer_callback=None, *, compat=None))]
     fn __init__(
         &mut self,
         file: &Bound<'_, PyAny>,
         protocol: Option<&Bound<'_, PyAny>>,
         buffer_callback: Option<&Bound<'_, PyAny>>,
+        compat: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let proto = resolve_protocol(protocol)?;
         let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
+        self.compat = resolve_compat_target(file.py(), compat)?.map(Bound::unbind);
         self.write = Some(file_write(file)?.unbind());
         self.protocol = proto;
         self.proto_arg = protocol
@@ -229,7 +243,7 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let lk = known::get(py)?;
-        let (write, proto, buffer_callback, memo, globals_ref) = {
+        let (write, proto, buffer_callback, memo, globals_ref, compat) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
                 let name = slf.get_type().name()?;
@@ -245,6 +259,7 @@ impl Pickler {
                 this.buffer_callback.as_ref().map(|c| c.clone_ref(py)),
                 memo,
                 this.globals_ref.clone_ref(py),
+                this.compat.as_ref().map(|c| c.clone_ref(py)),
             )
         };
         let hooks = match Self::hooks(slf, lk) {
@@ -264,6 +279,7 @@ impl Pickler {
             Some(write.into_bound(py)),
         );
         dumper.globals_ref = globals_ref.into_bound(py);
+        dumper.compat = compat.map(|c| Compat::new(c.into_bound(py)));
         let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
         let memo = std::mem::take(&mut dumper.memo).into_store();
         drop(dumper);

@@ -91,16 +91,23 @@ __version__: str
 DEFAULT_PROTOCOL: int
 HIGHEST_PROTOCOL: int
 
+# compat: None (skypickle's own format), "cloudpickle", or the module path of a vendored
+# cloudpickle copy ("pyspark.cloudpickle.cloudpickle", ...) whose reconstructors the payload
+# names instead of skypickle's.
 def dumps(
     obj: Any,
     protocol: int | None = None,
     buffer_callback: Callable[[Any], Any] | None = None,
+    *,
+    compat: str | None = None,
 ) -> bytes: ...
 def dump(
     obj: Any,
     file: _Writable,
     protocol: int | None = None,
     buffer_callback: Callable[[Any], Any] | None = None,
+    *,
+    compat: str | None = None,
 ) -> None: ...
 
 # Its instances have a layout of their own (a Rust struct): it cannot be a base together with
@@ -119,6 +126,8 @@ class Pickler:
         file: _Writable,
         protocol: int | None = None,
         buffer_callback: Callable[[Any], Any] | None = None,
+        *,
+        compat: str | None = None,
     ) -> None: ...
     @property
     def proto(self) -> int: ...

@@ -19,8 +19,20 @@ impl<'py> Dumper<'py> {
         cls: &Bound<'py, PyAny>,
         parts: &ClassParts<'py>,
     ) -> SaveResult {
+        let mut args = parts.skeleton_args();
+        if self.is_compat() {
+            self.check_compat_class(cls, parts)?;
+            if parts.skeleton_op() == op::MAKE_SKELETON_ENUM {
+                // cloudpickle's enum skeleton ignores `extra` (the enum's own `__init__`):
+                // members are built as cloudpickle builds them; the `__init__` still arrives
+                // with the namespace.
+                if let Some(extra) = args.last_mut() {
+                    *extra = self.py.None().into_bound(self.py);
+                }
+            }
+        }
         self.begin_wire_call(parts.skeleton_op())?;
-        for (i, arg) in parts.skeleton_args().iter().enumerate() {
+        for (i, arg) in args.iter().enumerate() {
             self.save(arg)
                 .at(|| PathSegment::Item(i))
                 .at(|| PathSegment::ReduceArgs)?;

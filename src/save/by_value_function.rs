@@ -55,6 +55,9 @@ impl<'py> Dumper<'py> {
     /// Start `_reconstruct(op, ...)`: push `_reconstruct`, MARK and the op number. The
     /// arguments follow; [`Dumper::end_wire_call`] closes the call.
     pub(crate) fn begin_wire_call(&mut self, op: u8) -> SaveResult {
+        if self.is_compat() {
+            return self.begin_compat_call(op);
+        }
         let reconstruct = wire(self.py)?.reconstruct.bind(self.py).clone();
         self.save(&reconstruct)?;
         self.write(&[MARK])?;
@@ -100,7 +103,7 @@ impl<'py> Dumper<'py> {
     }
 
     /// A name known to Rust (an attribute name).
-    fn save_static_name(&mut self, name: &'static str) -> SaveResult {
+    pub(super) fn save_static_name(&mut self, name: &'static str) -> SaveResult {
         if self.bin {
             self.save_name_text(name.as_bytes())
         } else {
@@ -136,8 +139,14 @@ impl<'py> Dumper<'py> {
     pub(super) fn save_code(&mut self, code: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
         let info = code_info(code)?;
-        self.begin_wire_call(op::MAKE_CODE)?;
-        self.save_name(python_tag(py)?.as_any())?;
+        if self.is_compat() {
+            // cloudpickle's form: `_builtin_type("CodeType")(*args)`, no version tag.
+            self.save_compat_code_type()?;
+            self.write(&[MARK])?;
+        } else {
+            self.begin_wire_call(op::MAKE_CODE)?;
+            self.save_name(python_tag(py)?.as_any())?;
+        }
         for arg in code_args(code, &info)? {
             match arg {
                 CodeArg::Number(value) => self.save(&value)?,
@@ -155,7 +164,7 @@ impl<'py> Dumper<'py> {
 
     /// A cell not yet in the memo: `_reconstruct(MAKE_EMPTY_CELL)`, memoised. Returns its
     /// contents, which the caller writes once whatever refers back to the cell is memoised.
-    fn save_empty_cell(
+    pub(super) fn save_empty_cell(
         &mut self,
         cell: &Bound<'py, PyAny>,
     ) -> SaveResult<Option<Bound<'py, PyAny>>> {
@@ -169,6 +178,11 @@ impl<'py> Dumper<'py> {
     /// `_reconstruct(CELL_SET, cell, contents)`.
     pub(super) fn save_cell(&mut self, cell: &Bound<'py, PyAny>) -> SaveResult {
         if let Some(contents) = self.save_empty_cell(cell)? {
+            if self.is_compat() {
+                return self
+                    .save_compat_cell_fill(cell, &contents)
+                    .at(|| PathSegment::State);
+            }
             self.begin_wire_call(op::CELL_SET)?;
             self.save(cell)?;
             self.save(&contents).at(|| PathSegment::State)?;
@@ -224,7 +238,7 @@ impl<'py> Dumper<'py> {
     }
 
     /// The globals a function uses, as a dict nothing else refers to (None when empty).
-    fn save_globals_dict(
+    pub(super) fn save_globals_dict(
         &mut self,
         globals: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>,
     ) -> SaveResult {
@@ -256,6 +270,9 @@ impl<'py> Dumper<'py> {
         let code = crate::ffi::function_code(func);
         let info = code_info(&code)?;
         let parts = FunctionParts::of(func, &self.globals_ref, &info)?;
+        if self.is_compat() {
+            return self.save_function_compat(func.as_any(), parts);
+        }
 
         let FunctionParts {
             code,

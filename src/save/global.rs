@@ -252,7 +252,7 @@ impl<'py> Dumper<'py> {
     }
 
     /// GLOBAL `module\nname\n`: UTF-8 at protocol 3; ASCII with Python 2 names below it.
-    fn write_global_text(
+    pub(super) fn write_global_text(
         &mut self,
         module_name: &Bound<'py, PyAny>,
         global_name: &Bound<'py, PyAny>,

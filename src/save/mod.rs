@@ -14,10 +14,13 @@ mod atoms;
 mod buffers;
 mod by_value_class;
 mod by_value_function;
+mod compat;
 mod containers;
 mod global;
 mod instance;
 mod reduce;
+
+pub use compat::{resolve_target as resolve_compat_target, Compat};
 
 use pyo3::exceptions::{PyKeyError, PyRecursionError};
 use pyo3::prelude::*;
@@ -108,6 +111,9 @@ pub struct Dumper<'py> {
     max_depth: usize,
     plain_classes: instance::PlainClasses,
     by_value: by_value_function::ByValueCache,
+    /// `compat=`: the cloudpickle copy whose reconstructors this dump names instead of
+    /// skypickle's (see compat.rs), or None for skypickle's own format.
+    pub compat: Option<compat::Compat<'py>>,
 }
 
 impl<'py> Dumper<'py> {
@@ -135,6 +141,7 @@ impl<'py> Dumper<'py> {
             depth: 0,
             plain_classes: instance::PlainClasses::default(),
             by_value: by_value_function::ByValueCache::default(),
+            compat: None,
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }

@@ -124,6 +124,11 @@ impl<'py> Dumper<'py> {
         if let Some(state) = &state {
             if let (Some(setter), Some(obj)) = (&state_setter, obj) {
                 if let Some(op) = self.wire_op(setter) {
+                    if self.is_compat() {
+                        return self
+                            .save_compat_setstate(op, obj, state)
+                            .at(|| PathSegment::State);
+                    }
                     // One of ours: `_reconstruct(op, obj, state)`, kept off the stack.
                     self.begin_wire_call(op).at(|| PathSegment::State)?;
                     self.save(obj)?;
@@ -295,6 +300,9 @@ impl<'py> Dumper<'py> {
             }
             Construct::Reduce => {
                 if let Some(op) = self.wire_op(callable) {
+                    if self.is_compat() {
+                        return self.save_compat_construct(op, args);
+                    }
                     // One of skypickle's reconstructors: `_reconstruct(op, *args)`, so the
                     // loader looks up one global for all of them.
                     self.begin_wire_call(op)
