@@ -58,7 +58,8 @@ def format_table(results: list[dict]) -> str:
                 names.append(n)
     short = {"pickle": "pickle", "cloudpickle": "cloudpickle", "skypickle": "skypickle"}
     header = ["case"] + [f"{short.get(n, n)} µs" for n in names]
-    header += ["sky/pickle", "sky/cloud", "loads s/p", "loads s/c", "size", "correct"]
+    header += ["sky/pickle", "sky/cloud", "compat/cloud", "loads s/p", "loads s/c", "size"]
+    header += ["correct"]
     rows = []
     for r in results:
         if r["skipped"]:
@@ -76,6 +77,7 @@ def format_table(results: list[dict]) -> str:
         row += [
             _fmt_ratio(ratios.get("dumps_min_sky_vs_pickle")),
             _fmt_ratio(ratios.get("dumps_min_sky_vs_cloudpickle")),
+            _fmt_ratio(ratios.get("dumps_min_compat_vs_cloudpickle")),
             _fmt_ratio(ratios.get("loads_min_sky_vs_pickle")),
             _fmt_ratio(ratios.get("loads_min_sky_vs_cloudpickle")),
             _fmt_sizes(comps),
@@ -98,6 +100,8 @@ def format_table(results: list[dict]) -> str:
         "",
         "dumps per call, protocol 5: min / median in µs (lower is better); "
         "ratios are of the minima (< 1.00x: skypickle is faster).",
+        'compat/cloud: skypickle with compat="cloudpickle" (payloads cloudpickle loads, '
+        "no skypickle needed on the loading side) vs cloudpickle, code cases.",
         "loads s/p, s/c: pickle.loads of skypickle's output vs of pickle's (cloudpickle's) "
         "output.  Code cases (by value) have no stdlib pickle column.  "
         "size: pickle payload (pickle/cloudpickle/skypickle if they differ).",

@@ -16,6 +16,7 @@ pickles each case's object with protocol 5.  For each case the engine
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import pickle
@@ -45,6 +46,10 @@ MIN_SAMPLE_NS = 20_000
 # --------------------------------------------------------------------------------------------
 
 
+#: The competitor that is skypickle writing for cloudpickle loaders (``compat="cloudpickle"``).
+COMPAT = "sky-compat"
+
+
 class Competitor(NamedTuple):
     name: str
     version: str
@@ -52,7 +57,8 @@ class Competitor(NamedTuple):
 
 
 def competitors() -> list[Competitor]:
-    """stdlib pickle always; cloudpickle and skypickle when they can be imported."""
+    """stdlib pickle always; cloudpickle and skypickle when they can be imported, and skypickle
+    writing cloudpickle-compatible payloads (``compat="cloudpickle"``, timed on code cases)."""
     out = [Competitor("pickle", f"C, Python {platform.python_version()}", pickle.dumps)]
     try:
         import cloudpickle
@@ -65,7 +71,11 @@ def competitors() -> list[Competitor]:
     except ImportError as exc:
         print(f"warning: skypickle is not importable ({exc}); timing without it", file=sys.stderr)
     else:
-        out.append(Competitor("skypickle", getattr(skypickle, "__version__", "?"), skypickle.dumps))
+        version = getattr(skypickle, "__version__", "?")
+        out.append(Competitor("skypickle", version, skypickle.dumps))
+        out.append(
+            Competitor(COMPAT, version, functools.partial(skypickle.dumps, compat="cloudpickle"))
+        )
     return out
 
 
@@ -201,6 +211,9 @@ def run_case(
     for comp in comps:
         if case.code and comp.name == "pickle":
             continue
+        # Without by-value objects compat output is skypickle's own: timed on code cases only.
+        if not case.code and comp.name == COMPAT:
+            continue
         _progress(progress, f"{case.name}: {comp.name}: dumps + check")
         entry: dict[str, Any] = {
             "version": comp.version,
@@ -267,6 +280,12 @@ def run_case(
                 result["ratios"][f"{phase}_{stat}_sky_vs_{other}"] = _ratio(
                     sky.get(key), comp_results.get(other, {}).get(key)
                 )
+        for stat in ("min", "median"):
+            key = f"{phase}_{stat}_us"
+            result["ratios"][f"{phase}_{stat}_compat_vs_cloudpickle"] = _ratio(
+                comp_results.get(COMPAT, {}).get(key),
+                comp_results.get("cloudpickle", {}).get(key),
+            )
     return result
 
 

@@ -99,12 +99,12 @@ fn same_layout_name(op: u8) -> Option<&'static str> {
     })
 }
 
-/// The compat target of one dump, and the globals it has written (by name, the memoised
-/// stand-in object: cloudpickle's functions need not exist in this process, so the memo keys
-/// them by an object of our own).
+/// The compat target of one dump, and the globals it has written (name -> memo index:
+/// cloudpickle's functions need not exist in this process, so their memo entries are kept by
+/// name, not by object).
 pub struct Compat<'py> {
     pub module: Bound<'py, PyString>,
-    written: FxHashMap<&'static str, Bound<'py, PyAny>>,
+    written: FxHashMap<&'static str, usize>,
 }
 
 impl<'py> Compat<'py> {
@@ -129,23 +129,21 @@ impl<'py> Dumper<'py> {
         let Some(compat) = &self.compat else {
             return Err(pickling_error(py, "internal error: not a compat dump").into());
         };
-        if let Some(idx) = compat.written.get(name).and_then(|o| self.memo.get(o)) {
+        if let Some(&idx) = compat.written.get(name) {
             return self.memo_get(idx);
         }
         let module = compat.module.clone();
-        let global = PyString::new(py, name);
         if self.proto >= 4 {
             self.save_name(module.as_any())?;
-            self.save_name(global.as_any())?;
+            self.save_static_name(name)?;
             self.write(&[STACK_GLOBAL])?;
         } else {
-            self.write_global_text(module.as_any(), global.as_any())?;
+            self.write_global_text(module.as_any(), PyString::new(py, name).as_any())?;
         }
-        // A stand-in of our own is the memo key of this global.
-        let stand_in = PyString::new(py, &format!("{module}.{name}")).into_any();
-        self.memo_put(&stand_in)?;
+        let idx = self.memo.put_anonymous(py);
+        self.write_memo_put(idx)?;
         if let Some(compat) = &mut self.compat {
-            compat.written.insert(name, stand_in);
+            compat.written.insert(name, idx);
         }
         Ok(())
     }
@@ -164,10 +162,18 @@ impl<'py> Dumper<'py> {
         self.write(&[MARK])
     }
 
-    /// `_builtin_type("CodeType")`, the class cloudpickle rebuilds code objects with.
+    /// `_builtin_type("CodeType")`, the class cloudpickle rebuilds code objects with,
+    /// memoised as `types.CodeType` itself.
     pub(crate) fn save_compat_code_type(&mut self) -> SaveResult {
-        let code_type = self.py.get_type::<pyo3::types::PyCode>();
-        self.save(code_type.as_any())
+        let code_type = self.py.get_type::<pyo3::types::PyCode>().into_any();
+        if let Some(idx) = self.memo.get(&code_type) {
+            return self.memo_get(idx);
+        }
+        self.save_compat_global("_builtin_type")?;
+        self.write(&[MARK])?;
+        self.save_static_name("CodeType")?;
+        self.write(&[TUPLE, REDUCE])?;
+        self.memo_put(&code_type)
     }
 
     /// Fill a memoised cell: the cell, `(None, {"cell_contents": value})`, BUILD, POP
@@ -478,7 +484,17 @@ impl<'py> Dumper<'py> {
                 .at(|| PathSegment::Attr("__closure__"))?;
         }
 
-        // 3. _function_setstate(func, (func_dict, slotstate)).
+        // 3. _function_setstate(func, (func_dict, slotstate)), unless `_make_function` gave
+        //    the function everything already (it sets `__builtins__` itself).
+        if attrs.is_empty()
+            && defaults.is_none()
+            && kwdefaults.is_none()
+            && globals.is_empty()
+            && submodules.is_empty()
+            && func_dict.is_none()
+        {
+            return Ok(());
+        }
         self.save_compat_global("_function_setstate")?;
         self.write(&[MARK])?;
         self.save(func)?;
@@ -526,7 +542,15 @@ impl<'py> Dumper<'py> {
         self.write(&[NONE])?;
         self.end_dict_entry()?;
         self.save_static_name("_cloudpickle_submodules")?;
-        self.save(PyList::new(py, submodules)?.as_any())?;
+        if submodules.is_empty() {
+            self.write(if self.bin {
+                &[EMPTY_LIST]
+            } else {
+                &[MARK, LIST]
+            })?;
+        } else {
+            self.save(PyList::new(py, submodules)?.as_any())?;
+        }
         self.end_dict_entry()?;
         if self.bin {
             self.write(&[SETITEMS])?;
@@ -569,48 +593,64 @@ impl<'py> Dumper<'py> {
         let Skeleton::Class { bases, .. } = &parts.skeleton else {
             return Ok(());
         };
-        let inspect = py.import("inspect")?;
         for base in bases.try_iter()? {
             let base = base?;
             let Some(hook) = base.getattr_opt(pyo3::intern!(py, "__init_subclass__"))? else {
                 continue;
             };
-            // object's own hook takes no arguments and is a builtin: nothing to check.
-            if hook.is_instance_of::<pyo3::types::PyCFunction>() {
-                continue;
-            }
-            let Ok(signature) = inspect.call_method1("signature", (&hook,)) else {
+            // A classmethod of Python code (object's own hook is a builtin, and takes none).
+            let Some(func) = hook.getattr_opt(pyo3::intern!(py, "__func__"))? else {
                 continue;
             };
-            let empty = inspect.getattr("Parameter")?.getattr("empty")?;
-            let var_kinds = [
-                inspect.getattr("Parameter")?.getattr("VAR_POSITIONAL")?,
-                inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?,
-            ];
-            let params = signature.getattr("parameters")?.call_method0("values")?;
-            for param in params.try_iter()? {
-                let param = param?;
-                let kind = param.getattr("kind")?;
-                if var_kinds.iter().any(|k| k.eq(&kind).unwrap_or(false)) {
-                    continue;
-                }
-                if param.getattr("default")?.is(&empty) {
-                    return Err(pickling_error(
-                        py,
-                        format!(
-                            "Can't pickle {} for a cloudpickle loader: {}.__init_subclass__ \
-                             requires the argument {:?}, which a class statement's keywords \
-                             cannot carry to cloudpickle (skypickle's own format, compat=None, \
-                             can send this class)",
-                            cls.repr()?,
-                            base.getattr(pyo3::intern!(py, "__qualname__"))?,
-                            param.getattr("name")?.str()?.to_string()
-                        ),
-                    )
-                    .into());
-                }
+            let Ok(func) = func.cast::<pyo3::types::PyFunction>() else {
+                continue;
+            };
+            if let Some(name) = required_argument(func)? {
+                return Err(pickling_error(
+                    py,
+                    format!(
+                        "Can't pickle {} for a cloudpickle loader: {}.__init_subclass__ \
+                         requires the argument {name:?}, which a class statement's keywords \
+                         cannot carry to cloudpickle (skypickle's own format, compat=None, \
+                         can send this class)",
+                        cls.repr()?,
+                        base.getattr(pyo3::intern!(py, "__qualname__"))?,
+                    ),
+                )
+                .into());
             }
         }
         Ok(())
     }
+}
+
+/// The first argument a classmethod's function requires besides `cls` (no default), if any.
+fn required_argument(func: &Bound<'_, pyo3::types::PyFunction>) -> PyResult<Option<String>> {
+    let py = func.py();
+    let code = crate::ffi::function_code(func);
+    let count = |name: &str| -> PyResult<usize> { code.getattr(name)?.extract() };
+    let (positional, kwonly) = (count("co_argcount")?, count("co_kwonlyargcount")?);
+    let varnames = code.getattr(pyo3::intern!(py, "co_varnames"))?;
+    let varnames = varnames.cast::<PyTuple>()?;
+    let defaults = func
+        .getattr(pyo3::intern!(py, "__defaults__"))?
+        .cast::<PyTuple>()
+        .map_or(0, PyTupleMethods::len);
+    // Positional parameters after `cls` that no default covers.
+    if positional > 1 + defaults {
+        return Ok(Some(varnames.get_item(1)?.str()?.to_string()));
+    }
+    let kwdefaults = func.getattr(pyo3::intern!(py, "__kwdefaults__"))?;
+    let kwdefaults = kwdefaults.cast::<PyDict>().ok();
+    for i in positional..positional + kwonly {
+        let name = varnames.get_item(i)?;
+        let has_default = match &kwdefaults {
+            Some(d) => d.contains(&name)?,
+            None => false,
+        };
+        if !has_default {
+            return Ok(Some(name.str()?.to_string()));
+        }
+    }
+    Ok(None)
 }
