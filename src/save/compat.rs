@@ -598,7 +598,12 @@ impl<'py> Dumper<'py> {
             let Some(hook) = base.getattr_opt(pyo3::intern!(py, "__init_subclass__"))? else {
                 continue;
             };
-            // A classmethod of Python code (object's own hook is a builtin, and takes none).
+            // object's own hook is a builtin and takes no arguments (checked first: looking
+            // for a missing `__func__` raises inside getattr, which costs).
+            if hook.is_instance_of::<pyo3::types::PyCFunction>() {
+                continue;
+            }
+            // A classmethod of Python code.
             let Some(func) = hook.getattr_opt(pyo3::intern!(py, "__func__"))? else {
                 continue;
             };
