@@ -6,7 +6,7 @@
 //!
 //! The only other process-wide statics are the wire table's objects (`wire.rs`, the
 //! reconstructors by op) and the class tracker's maps (`class_tracker`, state behind a lock,
-//! not a cache).
+//! not a cache, with the `skypickle._bridge` functions it calls, looked up on first use).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
