@@ -474,3 +474,53 @@ def test_distributed_pickle_by_value_when_registered(tmp_path):
         "by_value": True,
         "skypickle_payload": True,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The tracker lock is never waited for by the thread that holds it
+# --------------------------------------------------------------------------------------------
+
+
+def test_user_code_under_the_tracker_lock_may_pickle_classes(tmp_path):
+    """Tracking a class hashes it, which runs a metaclass's ``__hash__``; code there (or in a
+    ``__del__`` the collector runs meanwhile) may pickle another class on the same thread. That
+    used to wait for the tracker lock its own thread held, forever."""
+    body = """
+    import json
+    import pickle
+
+    import skypickle
+
+
+    class Other:
+        pass
+
+
+    inner = []
+    busy = []
+
+
+    class Meta(type):
+        # Every hash of the class pickles and loads another class (not recursively).
+        def __hash__(cls):
+            if not busy:
+                busy.append(True)
+                try:
+                    inner.append(pickle.loads(skypickle.dumps(Other)))
+                finally:
+                    busy.pop()
+            return type.__hash__(cls)
+
+
+    class C(metaclass=Meta):
+        pass
+
+
+    loaded = pickle.loads(skypickle.dumps(C))
+    print("RESULT " + json.dumps({
+        "inner": bool(inner) and all(cls is Other for cls in inner),
+        "outer": loaded is C,
+        "again": pickle.loads(skypickle.dumps((C, Other))) == (C, Other),
+    }))
+    """
+    assert run_script(tmp_path, body) == {"inner": True, "outer": True, "again": True}
