@@ -71,10 +71,13 @@ def joblib_copy(tmp_path_factory) -> str:
 COPIES = {
     "cloudpickle": ("cloudpickle", "cloudpickle.cloudpickle"),
     "joblib": ("joblib.externals.cloudpickle", "joblib.externals.cloudpickle.cloudpickle"),
+    "ray": ("ray.cloudpickle", "ray.cloudpickle.cloudpickle"),
 }
 
 
 def copy_path(name: str, request) -> str | None:
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed")
     return request.getfixturevalue("joblib_copy") if name == "joblib" else None
 
 
