@@ -6,7 +6,7 @@
 //!
 //! The only other process-wide statics are the wire table's objects (`wire.rs`, the
 //! reconstructors by op) and the class tracker's maps (`class_tracker`, state behind a lock,
-//! not a cache).
+//! not a cache, with the `skypickle._bridge` functions it calls, looked up on first use).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -75,6 +75,12 @@ pub struct Known {
     /// `skypickle._PICKLE_BY_VALUE_MODULES` and re-read at every use, so code that edits it
     /// directly (as some integrations do with cloudpickle's) is honoured.
     pub by_value_registry: Py<PySet>,
+    /// The cloudpickle copies imported in this process (the modules `cloudpickle.cloudpickle`,
+    /// `pyspark.cloudpickle.cloudpickle`, ...): a list, exposed as
+    /// `skypickle._skypickle._CLOUDPICKLE_COPIES` and kept by `skypickle._bridge` (at its
+    /// install and whenever a copy finishes importing). The decision reads their
+    /// `_PICKLE_BY_VALUE_MODULES` through it, by index; empty, it costs one length check.
+    pub cloudpickle_copies: Py<PyList>,
     /// `types.X` -> "X" for every class in the `types` module: such classes have no importable
     /// name, so they are written as `_builtin_type("X")`.
     pub builtin_type_names: Py<PyDict>,
@@ -234,6 +240,7 @@ fn build(module: &Bound<'_, PyModule>) -> PyResult<Known> {
             .cast_into::<PyType>()?
             .unbind(),
         by_value_registry: PySet::empty(py)?.unbind(),
+        cloudpickle_copies: PyList::empty(py).unbind(),
         builtin_type_names: builtin_type_names.unbind(),
         python_class_dealloc: crate::ffi::type_dealloc(probe.cast::<PyType>()?),
         abc_meta: import_type("abc", "ABCMeta")?,

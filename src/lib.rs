@@ -29,6 +29,10 @@ mod _skypickle {
         should_pickle_by_reference_py, unregister_pickle_by_value, whichmodule_py,
     };
 
+    // The class tracker's (class, id) pairs, for skypickle._bridge.
+    #[pymodule_export]
+    use crate::class_tracker::tracked_classes_py;
+
     // cloudpickle's private helpers that tests and integrations call.
     #[pymodule_export]
     use crate::by_value::{class_parts::extract_class_dict_py, code::extract_code_globals_py};
@@ -58,6 +62,7 @@ mod _skypickle {
         crate::pickler::init_class(py, &py.get_type::<Pickler>())?;
         crate::by_value::reducers::install(m, known.dispatch_registry.bind(py))?;
         m.add("_PICKLE_BY_VALUE_MODULES", known.by_value_registry.bind(py))?;
+        m.add("_CLOUDPICKLE_COPIES", known.cloudpickle_copies.bind(py))?;
         Ok(())
     }
 }

@@ -24,6 +24,8 @@ __all__ = [
     "dumps",
     "Pickler",
     "_PICKLE_BY_VALUE_MODULES",
+    "_CLOUDPICKLE_COPIES",
+    "_tracked_classes",
     "register_pickle_by_value",
     "unregister_pickle_by_value",
     "list_registry_pickle_by_value",
@@ -145,6 +147,13 @@ _PICKLE_BY_VALUE_MODULES: set[str]
 def register_pickle_by_value(module: ModuleType) -> None: ...
 def unregister_pickle_by_value(module: ModuleType) -> None: ...
 def list_registry_pickle_by_value() -> set[str]: ...
+
+# The cloudpickle copies imported in this process (their modules), kept by skypickle._bridge;
+# the decision reads their registries.
+_CLOUDPICKLE_COPIES: list[ModuleType]
+
+# The class tracker's (class, enum or TypeVar, id) pairs, for skypickle._bridge.
+def _tracked_classes() -> list[tuple[Any, str]]: ...
 
 # cloudpickle's private helpers, by the same names.
 def _should_pickle_by_reference(obj: Any) -> bool: ...

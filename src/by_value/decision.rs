@@ -43,7 +43,9 @@ pub fn register_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
     registry(py)?.add(name)
 }
 
-/// `unregister_pickle_by_value(module)`: undo `register_pickle_by_value`.
+/// `unregister_pickle_by_value(module)`: undo `register_pickle_by_value`. skypickle honours
+/// the registries of the cloudpickle copies imported in this process too, so the module is
+/// removed from each registry that holds it; ValueError if none does.
 #[pyfunction]
 pub fn unregister_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = module.py();
@@ -51,41 +53,110 @@ pub fn unregister_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<()> {
         return Err(module_repr_error(module)?);
     }
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
-    let registry = registry(py)?;
-    if !registry.contains(&name)? {
+    let mut found = registry(py)?.discard(&name)?;
+    for copy in copy_registries(py)? {
+        found |= copy.discard(&name)?;
+    }
+    if !found {
         return Err(PyValueError::new_err(format!(
             "{} is not registered for pickle by value",
             module.str()?
         )));
     }
-    registry.discard(name).map(|_| ())
+    Ok(())
 }
 
-/// `list_registry_pickle_by_value()`: a copy of the registered module names.
+/// `list_registry_pickle_by_value()`: the module names registered, with skypickle's
+/// `register_pickle_by_value` or with that of a cloudpickle copy imported in this process (a
+/// new set). Integrations ask this to decide whether an object needs skypickle at all:
+/// distributed does, after pickling by reference with `pickle`.
 #[pyfunction]
 pub fn list_registry_pickle_by_value(py: Python<'_>) -> PyResult<Bound<'_, PySet>> {
-    // set.copy(): copies the stored hashes, runs no user code. Iterating the registry while
-    // building a new set would hash its items, and a user's __hash__ may change the registry
-    // (a set changing size under pyo3's iterator is a panic).
-    Ok(registry(py)?
+    // set.copy() and set.update(set): copy the stored hashes, run no user code. Iterating the
+    // registry while building a new set would hash its items, and a user's __hash__ may change
+    // the registry (a set changing size under pyo3's iterator is a panic).
+    let names = registry(py)?
         .call_method0(pyo3::intern!(py, "copy"))?
-        .cast_into::<PySet>()?)
+        .cast_into::<PySet>()?;
+    for copy in copy_registries(py)? {
+        names.call_method1(pyo3::intern!(py, "update"), (copy,))?;
+    }
+    Ok(names)
 }
 
-/// Whether `module` (by its `__name__`) or one of its parent packages is registered.
+/// The non-empty `_PICKLE_BY_VALUE_MODULES` sets of the cloudpickle copies imported in this
+/// process (`known.cloudpickle_copies`, kept by `skypickle._bridge`; nothing is imported
+/// here). The modules are looked up once, when they are imported; each set is read again at
+/// every call, since users change it (`cloudpickle.register_pickle_by_value`) or replace it.
+/// No copy imported: one length check, no allocation.
+fn copy_registries(py: Python<'_>) -> PyResult<Vec<Bound<'_, PySet>>> {
+    let mut sets = Vec::new();
+    push_copy_registries(py, &mut sets)?;
+    Ok(sets)
+}
+
+/// Append the non-empty registries of the imported copies to `sets`.
+fn push_copy_registries<'py>(py: Python<'py>, sets: &mut Vec<Bound<'py, PySet>>) -> PyResult<()> {
+    let copies = crate::known::get(py)?.cloudpickle_copies.bind(py);
+    // By index, the length read again at each step: the list may change under us only
+    // through user code, and then the walk just sees the new list.
+    let mut index = 0;
+    while index < copies.len() {
+        let Ok(module) = copies.get_item(index) else {
+            break;
+        };
+        index += 1;
+        // The module's own namespace, read as a dict: no module `__getattr__`, no descriptor
+        // lookup on the module type.
+        let Ok(module) = module.cast_into::<PyModule>() else {
+            continue;
+        };
+        let Some(set) = module
+            .dict()
+            .get_item(pyo3::intern!(py, "_PICKLE_BY_VALUE_MODULES"))?
+        else {
+            continue;
+        };
+        if let Ok(set) = set.cast_into::<PySet>() {
+            if !set.is_empty() {
+                sets.push(set);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `module` (by its `__name__`) or one of its parent packages is registered, with
+/// skypickle or with a cloudpickle copy imported in this process (users follow documentation
+/// that says `cloudpickle.register_pickle_by_value`, e.g. dask's).
 pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = module.py();
-    let registry = registry(py)?;
-    if registry.is_empty() {
+    // The registries to look in: skypickle's and the copies', the empty ones left out. With
+    // none (the common case) this is two length checks, and nothing is allocated.
+    let mut sets = Vec::new();
+    let own = registry(py)?;
+    if !own.is_empty() {
+        sets.push(own.clone());
+    }
+    push_copy_registries(py, &mut sets)?;
+    if sets.is_empty() {
         return Ok(false);
     }
+    let registered = |name: &Bound<'_, PyString>| -> PyResult<bool> {
+        for set in &sets {
+            if set.contains(name)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
     let name = module.getattr(pyo3::intern!(py, "__name__"))?;
     let name = name.cast::<PyString>()?;
     let Ok(text) = name.to_cow() else {
         // Lone surrogates (not UTF-8): walk the parents with Python strings.
         let mut prefix = name.clone();
         loop {
-            if registry.contains(&prefix)? {
+            if registered(&prefix)? {
                 return Ok(true);
             }
             let (parent, dot, _): (Bound<'_, PyString>, Bound<'_, PyString>, Bound<'_, PyAny>) =
@@ -98,16 +169,18 @@ pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool
             prefix = parent;
         }
     };
+    // The whole name is the str we have; only parents are made from text.
+    if registered(name)? {
+        return Ok(true);
+    }
     let mut prefix: &str = &text;
-    loop {
-        if registry.contains(prefix)? {
+    while let Some(dot) = prefix.rfind('.') {
+        prefix = &prefix[..dot];
+        if registered(&PyString::new(py, prefix))? {
             return Ok(true);
         }
-        match prefix.rfind('.') {
-            Some(dot) => prefix = &prefix[..dot],
-            None => return Ok(false),
-        }
     }
+    Ok(false)
 }
 
 /// `_whichmodule(obj, name)`, exposed under cloudpickle's private name.

@@ -5,13 +5,23 @@
 //! to a worker and back is the original class, and two payloads with the same class share it.
 //! The maps hold their classes weakly. What a class received again takes is the reload
 //! policy, in `reload`.
+//!
+//! The cloudpickle copies of the process (cloudpickle itself, and the copies PySpark, Ray,
+//! joblib, ... vendor) keep trackers of their own, and workers often answer with one of them.
+//! `skypickle._bridge` (Python) keeps the trackers in agreement: every (class, id) pair this
+//! tracker learns is registered in each copy that is imported, or is imported later; an id a
+//! copy already gave a class is taken rather than a new one invented; and an id this tracker
+//! does not know is looked up in the copies before a class is built. The bridge is called only
+//! when this tracker learns something (once per class), never with the lock held.
 
 pub mod reload;
 
-use std::sync::Mutex;
+use std::cell::Cell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::sync::{MutexExt, PyOnceLock};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 struct Maps {
     by_class: Py<PyAny>,
@@ -22,54 +32,122 @@ struct Maps {
     /// Class -> fingerprints of the class dict its last payload carried
     /// (a `weakref.WeakKeyDictionary`; the fingerprints never refer to the class).
     last_state: Py<PyAny>,
+    /// `skypickle._bridge.adopt_id(obj)`: `(id, defined_here)` from a cloudpickle copy that
+    /// tracks `obj`, or None.
+    adopt_id: Py<PyAny>,
+    /// `skypickle._bridge.adopt_class(id)`: `(obj, defined_here)` from a cloudpickle copy
+    /// that tracks `id`, or None.
+    adopt_class: Py<PyAny>,
+    /// `skypickle._bridge.share(obj, id)`: register the pair in every imported copy.
+    share: Py<PyAny>,
 }
 
 static MAPS: PyOnceLock<Maps> = PyOnceLock::new();
-/// Guards the two maps together. Taken with `lock_py_attached`, which lets go of the
-/// interpreter while it waits, so threads blocked here cannot deadlock with the holder.
+/// Guards the maps together. Taken with `lock_py_attached`, which lets go of the interpreter
+/// while it waits, so threads blocked here cannot deadlock with the holder.
 static LOCK: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// Whether this thread holds `LOCK`. The maps' operations hash classes, which runs a
+    /// metaclass's `__hash__`, and allocate, which may run the garbage collector and so any
+    /// `__del__`: user code that may pickle or load a class on this same thread. Waiting for
+    /// the lock there would wait for ourselves forever; the nested operation goes ahead
+    /// instead (each map operation is atomic under the interpreter, and the outer one
+    /// tolerates an entry made meanwhile).
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The tracker lock for the duration of a scope (nothing, when this thread already has it).
+struct Held(Option<MutexGuard<'static, ()>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            HOLDING.with(|holding| holding.set(false));
+        }
+    }
+}
+
+fn hold(py: Python<'_>) -> Held {
+    if HOLDING.with(Cell::get) {
+        return Held(None);
+    }
+    let guard = LOCK
+        .lock_py_attached(py)
+        .unwrap_or_else(PoisonError::into_inner);
+    HOLDING.with(|holding| holding.set(true));
+    Held(Some(guard))
+}
 
 fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
     MAPS.get_or_try_init(py, || {
         let weakref = py.import("weakref")?;
+        // Imported on first use, not at module init: the package is still importing then.
+        let bridge = py.import("skypickle._bridge")?;
         Ok(Maps {
             by_class: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
             by_id: weakref.getattr("WeakValueDictionary")?.call0()?.unbind(),
             defined_here: weakref.getattr("WeakSet")?.call0()?.unbind(),
             last_state: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
+            adopt_id: bridge.getattr("adopt_id")?.unbind(),
+            adopt_class: bridge.getattr("adopt_class")?.unbind(),
+            share: bridge.getattr("share")?.unbind(),
         })
     })
 }
 
-/// The tracker id of `obj`, created (32 hex digits) on first use.
-pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+/// The id this tracker has for `obj`, if any. The caller holds the lock.
+fn own_id<'py>(maps: &Maps, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
-    let maps = maps(py)?;
-    let _guard = LOCK
-        .lock_py_attached(py)
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let by_class = maps.by_class.bind(py);
     // What `WeakKeyDictionary.get` does, without its Python frame: look the class up by a
     // weak reference to it in the underlying dict.
     let data = by_class.getattr(pyo3::intern!(py, "data"))?;
-    if let Ok(data) = data.cast::<pyo3::types::PyDict>() {
+    if let Ok(data) = data.cast::<PyDict>() {
         let key = crate::ffi::weakref_new(obj)?;
-        if let Some(id) = data.get_item(&key)? {
-            return Ok(id);
-        }
-    } else if let Some(id) = by_class
+        return data.get_item(&key);
+    }
+    Ok(by_class
         .call_method1("get", (obj,))
         .ok()
-        .filter(|v| !v.is_none())
+        .filter(|v| !v.is_none()))
+}
+
+/// The tracker id of `obj`: the one this tracker has, else the one a cloudpickle copy gave
+/// it, else a new one (32 hex digits). A new pair is registered in the copies.
+pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let maps = maps(py)?;
     {
-        return Ok(id);
+        let _held = hold(py);
+        if let Some(id) = own_id(maps, obj)? {
+            return Ok(id);
+        }
     }
-    let id = py.import("uuid")?.call_method0("uuid4")?.getattr("hex")?;
-    by_class.set_item(obj, &id)?;
-    maps.by_id.bind(py).set_item(&id, obj)?;
-    maps.defined_here
-        .bind(py)
-        .call_method1(pyo3::intern!(py, "add"), (obj,))?;
+    // New to this tracker. Outside the lock: the bridge runs Python code (the copies' locks,
+    // their weak maps hashing the class).
+    let adopted = maps.adopt_id.bind(py).call1((obj,))?;
+    let (id, defined) = if adopted.is_none() {
+        let id = py.import("uuid")?.call_method0("uuid4")?.getattr("hex")?;
+        (id, true)
+    } else {
+        adopted.extract::<(Bound<'py, PyAny>, bool)>()?
+    };
+    {
+        let _held = hold(py);
+        // Another thread may have tracked it meanwhile: its id stands.
+        if let Some(id) = own_id(maps, obj)? {
+            return Ok(id);
+        }
+        maps.by_class.bind(py).set_item(obj, &id)?;
+        maps.by_id.bind(py).set_item(&id, obj)?;
+        if defined {
+            maps.defined_here
+                .bind(py)
+                .call_method1(pyo3::intern!(py, "add"), (obj,))?;
+        }
+    }
+    maps.share.bind(py).call1((obj, &id))?;
     Ok(id)
 }
 
@@ -81,6 +159,28 @@ pub fn defined_here(cls: &Bound<'_, PyAny>) -> PyResult<bool> {
     maps.defined_here.bind(py).contains(cls)
 }
 
+/// Track `obj` under `tracker_id` unless something already is; return what is.
+fn track<'py>(
+    maps: &Maps,
+    tracker_id: &Bound<'py, PyAny>,
+    obj: &Bound<'py, PyAny>,
+    defined: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let _held = hold(py);
+    let known = maps
+        .by_id
+        .bind(py)
+        .call_method1(pyo3::intern!(py, "setdefault"), (tracker_id, obj))?;
+    maps.by_class.bind(py).set_item(&known, tracker_id)?;
+    if defined && known.is(obj) {
+        maps.defined_here
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "add"), (obj,))?;
+    }
+    Ok(known)
+}
+
 /// On load: the class already known under `tracker_id`, or `obj` (now tracked).
 pub fn lookup_class_or_track<'py>(
     tracker_id: &Bound<'py, PyAny>,
@@ -89,36 +189,71 @@ pub fn lookup_class_or_track<'py>(
     if tracker_id.is_none() {
         return Ok(obj);
     }
+    if let Some(known) = lookup_class(tracker_id)? {
+        return Ok(known);
+    }
     let py = obj.py();
     let maps = maps(py)?;
-    let _guard = LOCK
-        .lock_py_attached(py)
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let known = maps
-        .by_id
-        .bind(py)
-        .call_method1("setdefault", (tracker_id, &obj))?;
-    maps.by_class.bind(py).set_item(&known, tracker_id)?;
+    let known = track(maps, tracker_id, &obj, false)?;
+    maps.share.bind(py).call1((&known, tracker_id))?;
     Ok(known)
 }
 
-/// On load, before building anything: the class already known under `tracker_id`, if any.
-/// Building a skeleton only to throw it away would run its bases' `__init_subclass__` on a
-/// class nobody will see.
+/// On load, before building anything: the class known under `tracker_id`, here or in a
+/// cloudpickle copy of this process (a class loaded from a cloudpickle payload, received again
+/// from skypickle), if any. Building a skeleton only to throw it away would run its bases'
+/// `__init_subclass__` on a class nobody will see.
 pub fn lookup_class<'py>(tracker_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     if tracker_id.is_none() {
         return Ok(None);
     }
     let py = tracker_id.py();
     let maps = maps(py)?;
-    let _guard = LOCK
-        .lock_py_attached(py)
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let known = maps
-        .by_id
-        .bind(py)
-        .call_method1(pyo3::intern!(py, "get"), (tracker_id,))?;
-    Ok(Some(known).filter(|k| !k.is_none()))
+    {
+        let _held = hold(py);
+        let known = maps
+            .by_id
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "get"), (tracker_id,))?;
+        if !known.is_none() {
+            return Ok(Some(known));
+        }
+    }
+    let adopted = maps.adopt_class.bind(py).call1((tracker_id,))?;
+    if adopted.is_none() {
+        return Ok(None);
+    }
+    let (obj, defined) = adopted.extract::<(Bound<'py, PyAny>, bool)>()?;
+    let known = track(maps, tracker_id, &obj, defined)?;
+    maps.share.bind(py).call1((&known, tracker_id))?;
+    Ok(Some(known))
+}
+
+/// `_tracked_classes()`: the (object, id) pairs this tracker holds, for the bridge to give to
+/// a cloudpickle copy that has just been imported.
+#[pyfunction]
+#[pyo3(name = "_tracked_classes")]
+pub fn tracked_classes_py(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let maps = maps(py)?;
+    // A copy of the weak-value map's underlying dict (id -> weak reference), taken under the
+    // lock in one C call; the references are called afterwards, outside it.
+    let snapshot = {
+        let _held = hold(py);
+        maps.by_id
+            .bind(py)
+            .getattr(pyo3::intern!(py, "data"))?
+            .call_method0(pyo3::intern!(py, "copy"))?
+            .cast_into::<PyDict>()?
+    };
+    let pairs = PyList::empty(py);
+    // `snapshot` is private to this function: nothing else can change its size.
+    for (id, reference) in snapshot.iter() {
+        let obj = reference.call0()?;
+        if !obj.is_none() {
+            pairs.append(PyTuple::new(py, [obj, id])?)?;
+        }
+    }
+    Ok(pairs)
 }
 
 /// Record `state` (fingerprints of a class dict) as what `cls` last received; return the
@@ -129,9 +264,7 @@ pub fn swap_last_state<'py>(
 ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
     let py = cls.py();
     let maps = maps(py)?;
-    let _guard = LOCK
-        .lock_py_attached(py)
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _held = hold(py);
     let last = maps.last_state.bind(py);
     let previous = last.call_method1(pyo3::intern!(py, "get"), (cls,))?;
     last.set_item(cls, state)?;
