@@ -2,6 +2,10 @@
 
 * :mod:`skypickle.integrations.dask`: ``install()`` for dask and distributed.
 * :mod:`skypickle.integrations.ray`: ``install()`` for Ray (returns the ``runtime_env``).
-* joblib/loky need no module: ``LOKY_PICKLER=skypickle`` or ``set_loky_pickler("skypickle")``.
+* :mod:`skypickle.integrations.loky`: ``install()`` for joblib/loky (``LOKY_PICKLER=skypickle``
+  or ``set_loky_pickler("skypickle")`` do the same for workers that have skypickle).
 * :mod:`skypickle.pools`: the standard library's process pools.
+
+Each ``install()`` takes ``workers="skypickle"`` or ``"cloudpickle"`` (workers that only have
+cloudpickle, or Ray's copy of it); ``None`` decides, as each module's documentation says.
 """
