@@ -9,60 +9,9 @@ come back as instances of that very class (``isinstance`` in the parent).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
+from engines import EXPECTED, run_script
 from helpers import lift_address_space_limit
-
-COMMON = """
-import json
-import os
-import sys
-
-OFFSET = 10
-
-
-class Point:
-    def __init__(self, x):
-        self.x = x
-
-    def moved(self, d):
-        return Point(self.x + d)
-
-
-def make_scaler(k):
-    return lambda v: v * k + OFFSET
-
-
-def report(**results):
-    print("RESULT " + json.dumps(results))
-"""
-
-
-def run_script(tmp_path, body: str, env: dict | None = None, timeout: int = 240) -> dict:
-    script = tmp_path / "job.py"
-    script.write_text(COMMON + "\n" + textwrap.dedent(body))
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=tmp_path,
-        env=full_env,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-EXPECTED = {"scaled": [10, 13, 16, 19], "moved": [1, 2, 3], "isinstance": True}
-
 
 # --------------------------------------------------------------------------------------------
 # joblib / loky
@@ -135,6 +84,7 @@ if __name__ == "__main__":
         workers = client.run(
             lambda: sys.modules["distributed.protocol.pickle"].cloudpickle.__name__
         )
+        detected = skydask.workers_have_skypickle(client)
     local = dask.bag.from_sequence(range(4), npartitions=2).map(scale).compute(
         scheduler="processes"
     )
@@ -147,6 +97,8 @@ if __name__ == "__main__":
         worker_picklers=sorted(set(workers.values())),
         processes_scheduler=local,
         tokenize_stable=dask.base.tokenize(scale) == dask.base.tokenize(scale),
+        detected=detected,
+        mode=skydask.workers_mode(),
     )
 """
 
@@ -160,6 +112,9 @@ def test_dask_distributed(tmp_path):
     assert got["worker_picklers"] == ["skypickle"]
     assert got["processes_scheduler"] == EXPECTED["scaled"]
     assert got["tokenize_stable"] is True
+    # install() with no client chose skypickle; asked, these workers say they have it.
+    assert got["mode"] == "skypickle"
+    assert got["detected"] is True
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,21 +240,13 @@ if __name__ == "__main__":
 
 def test_ray(tmp_path):
     pytest.importorskip("ray")
-    script = tmp_path / "job.py"
-    script.write_text(COMMON + "\n" + textwrap.dedent(RAY_BODY))
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
+    got = run_script(
+        tmp_path,
+        RAY_BODY,
+        {"RAY_USAGE_STATS_ENABLED": "0"},
         timeout=300,
-        cwd=tmp_path,
-        env=env,
         preexec_fn=lift_address_space_limit,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    got = json.loads(lines[-1][len("RESULT ") :])
     assert {k: got[k] for k in EXPECTED} == EXPECTED
     assert got["nested"] == 7
     assert got["worker_dumps"] == "skypickle._skypickle"
