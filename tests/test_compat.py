@@ -308,6 +308,9 @@ STDLIB_MODULES = {
     "operator",
     "_operator",
     "_codecs",
+    # 3.13's dataclass __repr__ guard (by value, from reprlib) uses _thread.get_ident.
+    "_thread",
+    "thread",
     "_collections",
     "itertools",
 }
