@@ -424,3 +424,46 @@ def lift_address_space_limit():
 
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def java_home() -> str | None:
+    """JAVA_HOME for Spark's JVM: the environment's, else where ``java`` on PATH really is."""
+    import os
+    import pathlib
+    import shutil
+
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    # /usr/bin/java is a chain of links to <JAVA_HOME>/bin/java.
+    return str(pathlib.Path(java).resolve().parent.parent) if java else None
+
+
+def spark_jobs_java_home() -> str:
+    """For a test that runs Spark jobs: JAVA_HOME, or skip the test when they cannot or should
+    not run here. A missing prerequisite (PySpark, Java) fails the test instead when
+    ``SKYPICKLE_REQUIRE_SPARK=1`` (.ci/run), so CI cannot pass by skipping them;
+    ``SKYPICKLE_SPARK_JOBS=0`` (scripts/test-matrix.sh) is a deliberate skip either way."""
+    import importlib.util
+    import os
+
+    import pytest
+
+    if os.environ.get("SKYPICKLE_SPARK_JOBS") == "0":
+        pytest.skip(
+            "Spark jobs run on the default interpreter only (make py-test); "
+            "SKYPICKLE_SPARK_ALL=1 runs them on every CPython of the matrix"
+        )
+    required = os.environ.get("SKYPICKLE_REQUIRE_SPARK") == "1"
+
+    def missing(reason: str):
+        if required:
+            pytest.fail(f"{reason} (SKYPICKLE_REQUIRE_SPARK=1)", pytrace=False)
+        pytest.skip(reason)
+
+    if importlib.util.find_spec("pyspark") is None:
+        missing("pyspark is not installed")
+    home = java_home()
+    if home is None:
+        missing("no Java runtime: set JAVA_HOME or put java on PATH")
+    return home
