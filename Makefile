@@ -2,6 +2,7 @@
 #   make demo   build (release) into .venv and run the demonstration
 #   make test   build, then run the Rust unit tests and the pytest suite
 #   make lint   formatting, clippy, ruff, and the stubs checked against the built module
+#   make spark-test  the PySpark tests alone (real jobs on local[2]; they need Java)
 # Everything is installed into the project-local virtualenv from the registries.
 
 PYTHON ?= python3
@@ -10,8 +11,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.deps-stamp
 
-.PHONY: demo test build venv rust-test py-test test-matrix fuzz-quick soak lint stubtest fmt bench \
-    clean
+.PHONY: demo test build venv rust-test py-test spark-test test-matrix fuzz-quick soak lint stubtest \
+    fmt bench clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,11 @@ rust-test:
 # The address-space cap turns a runaway test into a MemoryError instead of a starved machine.
 py-test: build
 	ulimit -S -v 8000000 && $(PY) -m pytest tests -q -p no:cacheprovider
+
+# py-test runs these too; this target is for working on the integration. Jobs need Java
+# (JAVA_HOME, or java on PATH); without it they skip, unless SKYPICKLE_REQUIRE_SPARK=1.
+spark-test: build
+	ulimit -S -v 8000000 && $(PY) -m pytest tests/test_spark.py -q -p no:cacheprovider -rsx
 
 # The other CPythons (3.9-3.13) the machine has, each in its own .venv-3.X.
 test-matrix:

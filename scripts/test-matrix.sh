@@ -2,10 +2,16 @@
 # Build skypickle for every CPython 3.9–3.13 this machine has and run the pytest suite on each.
 # The default interpreter's run is `make py-test`; this covers the others. Each version gets its
 # own virtualenv (.venv-3.X) and cargo target dir, so the builds do not invalidate each other.
+# PySpark's jobs (tests/test_spark.py and the README's PySpark example: a JVM each, about a
+# minute in all on two cores) run on the default interpreter only, in `make py-test`;
+# SKYPICKLE_SPARK_ALL=1 runs them here too. The in-process tests of the Spark integration run on
+# every interpreter either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 skip="${SKIP_VERSION:-}"
+spark_jobs=0
+[ "${SKYPICKLE_SPARK_ALL:-0}" = 1 ] && spark_jobs=1
 found=0
 failed=()
 for minor in 9 10 11 12 13; do
@@ -37,6 +43,7 @@ for minor in 9 10 11 12 13; do
     CARGO_TARGET_DIR="target/py$version" VIRTUAL_ENV="$PWD/$venv" \
         "$venv/bin/maturin" develop --release --quiet
     if ! (ulimit -S -v 8000000 && HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-fast}" \
+        SKYPICKLE_SPARK_JOBS="$spark_jobs" \
         "$venv/bin/python" -m pytest tests -q -p no:cacheprovider); then
         failed+=("$version")
     fi
