@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import lift_address_space_limit
+from helpers import lift_address_space_limit, spark_jobs_java_home
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
@@ -22,6 +22,11 @@ def test_the_readme_has_examples():
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(tmp_path, index):
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    if "pyspark" in BLOCKS[index]:
+        # Under the same conditions as tests/test_spark.py's jobs (Java, the matrix's choice).
+        env["JAVA_HOME"] = spark_jobs_java_home()
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     script = tmp_path / f"readme_example_{index}.py"
     script.write_text(BLOCKS[index])
     proc = subprocess.run(
@@ -30,7 +35,7 @@ def test_readme_example_runs(tmp_path, index):
         text=True,
         timeout=240,
         cwd=tmp_path,
-        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
+        env=env,
         preexec_fn=lift_address_space_limit,
     )
     assert proc.returncode == 0, f"README example {index}:\n{BLOCKS[index]}\n{proc.stderr}"
