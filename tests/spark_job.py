@@ -16,7 +16,6 @@ import json
 import sys
 import traceback
 
-import pyspark.cloudpickle
 import pyspark.core.rdd
 import skypickle
 import skypickle.integrations.spark as skyspark
@@ -183,7 +182,7 @@ def main():
     )
     sc = spark.sparkContext
     sc.setLogLevel("ERROR")
-    results = {"mode": mode, "compat_available": skyspark.compat_available(), "jobs": {}}
+    results = {"mode": mode, "jobs": {}}
     try:
         # Before install(): PySpark's own pickling ships the probe, whatever the executors have.
         results["executor_import"] = sorted(
@@ -199,18 +198,13 @@ def main():
                 lambda: sc.parallelize(range(2), 2).map(lambda v: v + 1).collect(),
             )
             skyspark.uninstall()
-            try:
-                skyspark.install(executors="cloudpickle")
-            except skyspark.SparkIntegrationError as exc:
-                results["install_error"] = str(exc)
-                results["untouched"] = pyspark.cloudpickle.dumps.__module__
-                return
+            skyspark.install(executors="cloudpickle")
         else:
             # The baseline: PySpark pickles broadcasts with plain pickle, which writes Table as
             # a reference to __main__.Table, a name the executors do not have.
             attempt(results, "broadcast_without_install", lambda: broadcast(sc))
             skyspark.install(executors="skypickle")
-        results["installed"] = skyspark.installed()
+        results["installed"] = skyspark.executors_mode()
         with Spy() as spy:
             scenarios(spark, sc, results["jobs"])
         results["skypickle_calls"] = spy.calls

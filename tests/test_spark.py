@@ -48,13 +48,6 @@ import skypickle.integrations.spark as skyspark  # noqa: E402
 from pyspark import Broadcast  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
-COMPAT = skyspark.compat_available()
-NO_COMPAT = "compat mode not built yet"
-XFAIL_BRIDGE = (
-    "class identity needs the class-tracker bridge (skypickle._bridge, branch 'bridge'): "
-    "executors send results back with pyspark.cloudpickle, whose tracker does not know the "
-    "driver's class, so the driver builds a new Point"
-)
 
 
 def originals():
@@ -95,7 +88,7 @@ def make_adder(n):
 def test_install_patches_every_driver_pickling_point_and_uninstall_restores_them():
     before = originals()
     assert skyspark.install(executors="skypickle") == "skypickle"
-    assert skyspark.installed() == "skypickle"
+    assert skyspark.executors_mode() == "skypickle"
     after = originals()
     assert all(a is not b for a, b in zip(after, before))
 
@@ -118,7 +111,7 @@ def test_install_patches_every_driver_pickling_point_and_uninstall_restores_them
     assert pickle.loads(g.getvalue())(1) == 5
 
     skyspark.uninstall()
-    assert skyspark.installed() is None
+    assert skyspark.executors_mode() is None
     assert all(a is b for a, b in zip(originals(), before))
 
 
@@ -175,32 +168,6 @@ def test_broadcast_errors_keep_pysparks_contract():
     assert any("['lock']" in note for note in getattr(info.value.__cause__, "__notes__", []))
 
 
-@pytest.mark.skipif(COMPAT, reason="only for a skypickle built without compat mode")
-@pytest.mark.parametrize("how", ["argument", "detect"])
-def test_cloudpickle_format_without_compat_changes_nothing(monkeypatch, how):
-    monkeypatch.delenv(skyspark.ENV_VAR, raising=False)
-    before = originals()
-    with pytest.raises(skyspark.SparkIntegrationError, match="install\\(executors='skypickle'\\)"):
-        if how == "argument":
-            skyspark.install(executors="cloudpickle")
-        else:
-            skyspark.install()
-    assert originals() == before
-    assert skyspark.installed() is None
-
-
-@pytest.mark.skipif(COMPAT, reason="only for a skypickle built without compat mode")
-def test_failed_switch_keeps_the_format_in_force():
-    skyspark.install(executors="skypickle")
-    patched = originals()
-    with pytest.raises(skyspark.SparkIntegrationError):
-        skyspark.install(executors="cloudpickle")
-    assert skyspark.installed() == "skypickle"
-    assert originals() == patched
-    assert b"skypickle._skypickle" in pyspark.cloudpickle.dumps(make_adder(1))
-
-
-@pytest.mark.skipif(not COMPAT, reason=NO_COMPAT)
 def test_detect_defaults_to_the_cloudpickle_format(monkeypatch):
     monkeypatch.delenv(skyspark.ENV_VAR, raising=False)
     assert skyspark.install() == "cloudpickle"
@@ -210,7 +177,6 @@ def test_detect_defaults_to_the_cloudpickle_format(monkeypatch):
     assert pickle.loads(payload)(40) == 42
 
 
-@pytest.mark.skipif(not COMPAT, reason=NO_COMPAT)
 def test_switching_format_back_and_forth():
     before = originals()
     skyspark.install(executors="skypickle")
@@ -278,7 +244,7 @@ def test_unexpected_pyspark_internals_change_nothing(monkeypatch, change, messag
         skyspark.install(executors="skypickle")
     assert "install() changed nothing" in str(info.value)
     assert originals() == before
-    assert skyspark.installed() is None
+    assert skyspark.executors_mode() is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,7 +272,8 @@ def guarded_python(directory: Path) -> str:
 
 
 class ScenarioFailed(RuntimeError):
-    """A job did not produce a value: not the failure an xfail expects."""
+    """A job, or the whole driver script, produced no value: its error, shown as such rather
+    than as a failed comparison."""
 
 
 @pytest.fixture(scope="session")
@@ -340,7 +307,7 @@ def spark_run(tmp_path_factory):
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             # Kept, so that the tests asking for this mode fail at once instead of each
-            # starting Spark again; not an AssertionError, which the xfail below would take.
+            # starting Spark again.
             runs[name] = ScenarioFailed(
                 f"spark_job.py {mode}: exit {proc.returncode}\n"
                 f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
@@ -362,8 +329,6 @@ def spark_run(tmp_path_factory):
 
 def jobs(spark_run, name: str) -> dict:
     results = spark_run(name)
-    if MODES[name] == "cloudpickle" and not results["compat_available"]:
-        pytest.skip(NO_COMPAT)
     assert results["installed"] == MODES[name]
     return results
 
@@ -394,14 +359,6 @@ def test_without_install_a_broadcast_of_a_main_object_fails(spark_run):
     outcome = spark_run("executors_with_skypickle")["broadcast_without_install"]
     assert "error" in outcome, outcome
     assert "'Table'" in outcome["error"]
-
-
-@pytest.mark.skipif(COMPAT, reason="only for a skypickle built without compat mode")
-def test_driver_refuses_the_cloudpickle_format_without_compat(spark_run):
-    results = spark_run("executors_without_skypickle")
-    assert "compat=" in results["install_error"]
-    # PySpark's own cloudpickle still in place on that driver.
-    assert results["untouched"] == "pyspark.cloudpickle.cloudpickle"
 
 
 @pytest.mark.parametrize("name", MODES)
@@ -436,9 +393,11 @@ def test_main_class_instances_come_back(spark_run, name):
     assert got["type_names"] == ["Point"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=XFAIL_BRIDGE)
 @pytest.mark.parametrize("name", MODES)
 def test_main_class_instances_are_instances_of_the_drivers_class(spark_run, name):
+    # They come back pickled by the executors' pyspark.cloudpickle, whose class tracker agrees
+    # with skypickle's through skypickle._bridge: on the executors when they have skypickle,
+    # and on the driver in both modes.
     assert job(spark_run, name, "main_class")["isinstance"] is True
 
 

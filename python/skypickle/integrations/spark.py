@@ -6,10 +6,11 @@ PySpark pickles on the driver in two places, and ``install()`` patches both:
   ``pyspark.serializers.CloudPickleSerializer`` looks up at every call. That serializer pickles
   the command of every Python RDD operation (``map``, ``mapPartitions``, ... and the functions
   they wrap), every Python UDF and UDTF (``pyspark.sql.functions.udf``, ``spark.udf.register``,
-  pandas UDFs), Spark Connect's commands, accumulators, and, as the default data serializer
-  (``CPickleSerializer`` is the same class), the elements that ``sc.parallelize`` sends. The
-  other modules of PySpark that call ``pyspark.cloudpickle`` on the driver (``pyspark.ml``'s
-  ``dl_util`` and ``TorchDistributor``) go through the same two attributes.
+  pandas UDFs) and Python data source, Spark Connect's commands, accumulators, and, as the
+  default data serializer (``CPickleSerializer`` is the same class), the elements that
+  ``sc.parallelize`` sends. The other modules of PySpark that call ``pyspark.cloudpickle`` on
+  the driver (``pyspark.ml``'s ``dl_util`` and ``TorchDistributor``) go through the same two
+  attributes.
 * ``Broadcast.dump``, which writes ``sc.broadcast(value)`` with the standard library's
   ``pickle`` (so a broadcast of a lambda or of an instance of a ``__main__`` class fails without
   skypickle). Commands larger than ``spark.broadcast.threshold`` travel as broadcasts of their
@@ -17,10 +18,9 @@ PySpark pickles on the driver in two places, and ``install()`` patches both:
 
 Executors load everything with ``pickle.loads``; what they need depends on the format:
 
-* ``install(executors="cloudpickle")``: payloads name only the reconstructors of PySpark's own
-  copy, ``pyspark.cloudpickle.cloudpickle``, so executors need nothing besides PySpark. This
-  needs a skypickle built with compat mode (``skypickle.dumps(..., compat=...)``);
-  ``compat_available()`` says whether this one is.
+* ``install(executors="cloudpickle")``: payloads written with
+  ``compat="pyspark.cloudpickle.cloudpickle"``, which name only the reconstructors of PySpark's
+  own copy of cloudpickle, so executors need nothing besides PySpark.
 * ``install(executors="skypickle")``: skypickle's own format (smaller, faster to load); every
   executor's Python must have skypickle installed.
 * ``install()`` (``executors="detect"``) reads ``SKYPICKLE_SPARK_EXECUTORS`` (``skypickle`` or
@@ -35,13 +35,14 @@ PySpark's version (4.x) and that the attributes above are where and what it expe
 raises :class:`SparkIntegrationError` and PySpark keeps pickling as it did.
 
 Call it on the driver, before or after creating the ``SparkSession``: the patched attributes are
-looked up at each call. Results that executors send back are still pickled by PySpark's
-cloudpickle there.
+looked up at each call. Executors still pickle the results they send back with PySpark's
+cloudpickle; instances of ``__main__`` classes among them are instances of the driver's classes
+all the same, since skypickle keeps the class trackers of the cloudpickle copies in agreement
+with its own (``skypickle._bridge``) on both sides.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import sys
@@ -66,37 +67,19 @@ _lock = threading.Lock()
 _saved: list[tuple[Any, str, Any]] = []
 # The format in force while installed: "cloudpickle" or "skypickle"; None when not installed.
 _format: str | None = None
-# How the replacements call skypickle in that format, read once per call (one tuple, so a call
-# racing with a switch of format sees the old settings or the new, never half of each):
-# keyword arguments for skypickle.dumps/dump, and whether skypickle.dump accepts them (when it
-# does not, a compat payload is built by dumps, then written).
-_settings: tuple[dict[str, str], bool] = ({}, True)
+# The keyword arguments the replacements pass to skypickle.dumps/dump in that format: one dict,
+# replaced whole, so a call racing with a switch of format sees the old format or the new.
+_kwargs: dict[str, str] = {}
 
 
 class SparkIntegrationError(RuntimeError):
-    """``install()`` cannot patch this PySpark, or cannot write the requested format; nothing
-    was changed and PySpark pickles as it did before."""
+    """``install()`` cannot patch this PySpark: nothing was changed and PySpark pickles as it did
+    before."""
 
 
-def compat_available() -> bool:
-    """Whether this skypickle can write payloads that load with PySpark's cloudpickle alone."""
-    try:
-        skypickle.dumps(None, compat=COMPAT)
-    except TypeError:
-        return False
-    return True
-
-
-def _dump_accepts_compat() -> bool:
-    try:
-        skypickle.dump(None, io.BytesIO(), compat=COMPAT)
-    except TypeError:
-        return False
-    return True
-
-
-def installed() -> str | None:
-    """The format install() put in force (``"cloudpickle"`` or ``"skypickle"``), or None."""
+def executors_mode() -> str | None:
+    """``"skypickle"`` or ``"cloudpickle"``: the format the last ``install()`` put in force;
+    ``None`` before ``install()`` and after ``uninstall()``."""
     return _format
 
 
@@ -106,18 +89,12 @@ def installed() -> str | None:
 
 def _dumps(obj: Any, protocol: int | None = None, buffer_callback: Any = None) -> bytes:
     """``pyspark.cloudpickle.dumps``, by skypickle in the format install() chose."""
-    kwargs, _ = _settings
-    return skypickle.dumps(obj, protocol, buffer_callback, **kwargs)
+    return skypickle.dumps(obj, protocol, buffer_callback, **_kwargs)
 
 
 def _dump(obj: Any, file: Any, protocol: int | None = None, buffer_callback: Any = None) -> None:
     """``pyspark.cloudpickle.dump``, by skypickle in the format install() chose."""
-    kwargs, dump_takes_them = _settings
-    if dump_takes_them:
-        # Straight to the file: large buffers are written without a copy.
-        skypickle.dump(obj, file, protocol, buffer_callback, **kwargs)
-    else:
-        file.write(skypickle.dumps(obj, protocol, buffer_callback, **kwargs))
+    skypickle.dump(obj, file, protocol, buffer_callback, **_kwargs)
 
 
 def _broadcast_dump(self: Any, value: Any, f: Any) -> None:
@@ -238,26 +215,16 @@ def install(executors: str = "detect") -> str:
     documentation for why nothing is asked of the executors).
 
     Returns the format now in force. Raises :class:`SparkIntegrationError`, leaving PySpark as it
-    was, when PySpark's internals are not as expected or when ``"cloudpickle"`` is asked of a
-    skypickle built without compat mode; ``ValueError`` for an unknown ``executors``.
+    was, when PySpark's version or internals are not as expected; ``ValueError`` for an unknown
+    ``executors``.
     """
-    global _format, _settings
+    global _format, _kwargs
 
     chosen = _resolve(executors)
     with _lock:
         targets = _targets()
-        if chosen == "cloudpickle":
-            if not compat_available():
-                raise SparkIntegrationError(
-                    "this skypickle cannot write payloads for executors without skypickle "
-                    f"(skypickle.dumps has no compat={COMPAT!r}), so install() changed nothing: "
-                    "PySpark keeps pickling as it did. If every executor's Python "
-                    f"has skypickle installed, use install(executors='skypickle') or set "
-                    f"{ENV_VAR}=skypickle."
-                )
-            _settings = ({"compat": COMPAT}, _dump_accepts_compat())
-        else:
-            _settings = ({}, True)
+        # The format first, then the attributes: once a replacement is reachable, its format is.
+        _kwargs = {"compat": COMPAT} if chosen == "cloudpickle" else {}
         if not _saved:
             for owner, name, _replacement in targets:
                 # The class's own attribute (Broadcast.dump), not one found through its bases.
@@ -271,11 +238,11 @@ def install(executors: str = "detect") -> str:
 
 def uninstall() -> None:
     """Restore PySpark's own pickling on this driver (a no-op when not installed)."""
-    global _format, _settings
+    global _format, _kwargs
 
     with _lock:
         for owner, name, original in reversed(_saved):
             setattr(owner, name, original)
         _saved.clear()
         _format = None
-        _settings = ({}, True)
+        _kwargs = {}
