@@ -2,7 +2,7 @@
 # Build skypickle for every CPython 3.9–3.13 this machine has and run the pytest suite on each.
 # The default interpreter's run is `make py-test`; this covers the others. Each version gets its
 # own virtualenv (.venv-3.X) and cargo target dir, so the builds do not invalidate each other.
-# PySpark's jobs (tests/test_spark.py and the README's PySpark example: a JVM each, about a
+# PySpark's jobs (tests/test_spark.py and the README's PySpark example: a JVM each, under a
 # minute in all on two cores) run on the default interpreter only, in `make py-test`;
 # SKYPICKLE_SPARK_ALL=1 runs them here too. The in-process tests of the Spark integration run on
 # every interpreter either way.

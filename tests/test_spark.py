@@ -15,7 +15,7 @@ Jobs need Java (``JAVA_HOME``, or ``java`` on ``PATH``). Without Java or PySpark
 skip, unless ``SKYPICKLE_REQUIRE_SPARK=1`` (set by .ci/run), which turns the skip into a failure.
 ``SKYPICKLE_SPARK_JOBS=0`` skips the jobs on purpose: scripts/test-matrix.sh sets it for the
 interpreters other than the default one, which ``make py-test`` covers, unless
-``SKYPICKLE_SPARK_ALL=1`` (the two drivers take about half a minute on two cores: Spark's start
+``SKYPICKLE_SPARK_ALL=1`` (the two drivers take 20 to 30 seconds on two cores: Spark's start
 and its Python workers).
 """
 
