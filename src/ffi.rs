@@ -474,6 +474,18 @@ pub fn function_code<'py>(func: &Bound<'py, PyFunction>) -> Bound<'py, PyAny> {
     unsafe { Bound::from_borrowed_ptr(func.py(), ffi::PyFunction_GetCode(func.as_ptr())) }
 }
 
+/// A function's `__dict__` when it has one (None until something is stored on the function:
+/// CPython creates it on first access).
+pub fn function_dict<'py>(func: &Bound<'py, PyFunction>) -> Option<Bound<'py, PyDict>> {
+    // SAFETY: `func` is a function (its type says so), alive while we hold it; `func_dict`
+    // is a plain pointer field of PyFunctionObject, NULL or a dict, owned from here on.
+    let dict = unsafe {
+        let f = &*func.as_ptr().cast::<ffi::PyFunctionObject>();
+        Bound::from_borrowed_ptr_or_opt(func.py(), f.func_dict)
+    };
+    dict.and_then(|d| d.cast_into::<PyDict>().ok())
+}
+
 /// A function's globals dict.
 pub fn function_globals<'py>(func: &Bound<'py, PyFunction>) -> PyResult<Bound<'py, PyDict>> {
     // SAFETY: `func` is a function; PyFunction_GetGlobals returns its (never NULL) globals as

@@ -80,7 +80,7 @@ pub fn function_decision<'py>(func: &Bound<'py, PyFunction>) -> PyResult<Functio
     if decision::should_pickle_by_reference(func.as_any())? {
         return Ok(FunctionDecision::ByReference);
     }
-    if let Some(rv) = singledispatch_reduce(func.as_any())? {
+    if let Some(rv) = singledispatch_reduce(func)? {
         return Ok(FunctionDecision::Reduce(rv));
     }
     Ok(FunctionDecision::ByValue)
@@ -113,17 +113,22 @@ pub fn reducer_override<'py>(
 /// A `functools.singledispatch` function defined where the loader cannot import it: the
 /// generic function and its registered implementations, re-registered on load (its dispatch
 /// cache holds weak references, which cannot be pickled; cloudpickle fails here).
-fn singledispatch_reduce<'py>(func: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+fn singledispatch_reduce<'py>(
+    func: &Bound<'py, PyFunction>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = func.py();
-    let Some(attrs) = func.getattr_opt(pyo3::intern!(py, "__dict__"))? else {
+    // Read without `getattr`, which would create an empty `__dict__` for most functions.
+    let Some(attrs) = crate::ffi::function_dict(func).filter(|d| !d.is_empty()) else {
         return Ok(None);
     };
-    let attrs = attrs.cast_into::<PyDict>()?;
     // The entries used are read once, and a missing one means "not a singledispatch
     // function": a key of the dict is user code (its __eq__ runs on lookup), so an entry found
     // by one lookup may be gone at the next.
     let (Some(registry), Some(wrapped)) =
-        (attrs.get_item("registry")?, attrs.get_item("__wrapped__")?)
+        (
+            attrs.get_item(pyo3::intern!(py, "registry"))?,
+            attrs.get_item(pyo3::intern!(py, "__wrapped__"))?,
+        )
     else {
         return Ok(None);
     };
