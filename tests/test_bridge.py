@@ -527,3 +527,29 @@ def test_user_code_under_the_tracker_lock_may_pickle_classes(tmp_path):
     }))
     """
     assert run_script(tmp_path, body) == {"inner": True, "outer": True, "again": True}
+
+
+def test_class_of_this_process_pickled_by_a_copy_first_stays_its_own(tmp_path):
+    # A class defined in a namespace that is not its module's (code compiled into a dict, as
+    # notebooks and benchmarks do), pickled by cloudpickle first, then by skypickle: skypickle
+    # takes cloudpickle's id, and loading its own payload back must leave the class alone
+    # (were it taken for a received class, its namespace would be replaced by copies).
+    result = run_script(
+        tmp_path,
+        """
+        import json, pickle
+        import cloudpickle, skypickle
+
+        ns = {"__name__": "__main__"}
+        exec("class Point:\\n    def norm(self):\\n        return 1\\n", ns)
+        Point = ns["Point"]
+        norm = Point.__dict__["norm"]
+        cloudpickle.dumps(Point)
+        back = pickle.loads(skypickle.dumps(Point))
+        print("RESULT " + json.dumps({
+            "same_class": back is Point,
+            "methods_untouched": Point.__dict__["norm"] is norm,
+        }))
+        """,
+    )
+    assert result == {"same_class": True, "methods_untouched": True}

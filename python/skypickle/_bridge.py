@@ -135,12 +135,16 @@ def _defined_here(obj: Any) -> bool:
 
 def adopt_id(obj: Any) -> tuple[Any, bool] | None:
     """The id a copy gave ``obj``, and whether this process defined it; None if no copy
-    tracks it. Called by skypickle's tracker before it makes a new id."""
+    tracks it. Called by skypickle's tracker before it makes a new id, that is when this
+    process sends the class: the sender is taken as the class's own process, whatever the
+    heuristic of ``_defined_here`` would say (it cannot recognise a class defined in a
+    namespace other than its module's, and a class of this process taken for a received one
+    would have its namespace replaced by copies of itself when a payload brings it back)."""
     for by_class, _by_id, lock in _refresh():
         with lock:
             tracker_id = by_class.get(obj)
         if tracker_id is not None:
-            return tracker_id, _defined_here(obj)
+            return tracker_id, True
     return None
 
 
