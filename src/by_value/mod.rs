@@ -124,12 +124,10 @@ fn singledispatch_reduce<'py>(
     // The entries used are read once, and a missing one means "not a singledispatch
     // function": a key of the dict is user code (its __eq__ runs on lookup), so an entry found
     // by one lookup may be gone at the next.
-    let (Some(registry), Some(wrapped)) =
-        (
-            attrs.get_item(pyo3::intern!(py, "registry"))?,
-            attrs.get_item(pyo3::intern!(py, "__wrapped__"))?,
-        )
-    else {
+    let (Some(registry), Some(wrapped)) = (
+        attrs.get_item(pyo3::intern!(py, "registry"))?,
+        attrs.get_item(pyo3::intern!(py, "__wrapped__"))?,
+    ) else {
         return Ok(None);
     };
     for key in ["dispatch", "register", "_clear_cache"] {
