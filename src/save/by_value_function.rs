@@ -34,6 +34,9 @@ use crate::fxhash::FxHashMap;
 use crate::wire::{op, python_tag, wire};
 use crate::writer::opcodes::*;
 
+/// A cell a function's closure created: its index in the closure, the cell, its contents.
+pub(super) type CellFill<'py> = (usize, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
 /// Per-dump caches of the by-value path.
 #[derive(Default)]
 pub struct ByValueCache {
@@ -256,6 +259,35 @@ impl<'py> Dumper<'py> {
         )
     }
 
+    /// A function's closure as the tuple of its own cells (or None): each cell already written
+    /// is a memo hit, each new one is created empty and memoised. Returns the new cells that
+    /// have contents (index, cell, contents), which the caller fills once the function is
+    /// memoised (a cell may refer back to it).
+    pub(super) fn save_closure(
+        &mut self,
+        closure: Option<&Bound<'py, PyTuple>>,
+    ) -> SaveResult<Vec<CellFill<'py>>> {
+        let mut fills = Vec::new();
+        let Some(cells) = closure else {
+            self.write(&[NONE])?;
+            return Ok(fills);
+        };
+        self.write(&[MARK])?;
+        for (i, cell) in cells.iter().enumerate() {
+            if let Some(idx) = self.memo.get(&cell) {
+                self.memo_get(idx)?;
+            } else if let Some(contents) = self
+                .save_empty_cell(&cell)
+                .at(|| PathSegment::Item(i))
+                .at(|| PathSegment::Attr("__closure__"))?
+            {
+                fills.push((i, cell, contents));
+            }
+        }
+        self.write(&[TUPLE])?;
+        Ok(fills)
+    }
+
     /// `value`, or None.
     fn save_optional(&mut self, value: Option<&Bound<'py, PyAny>>) -> SaveResult {
         match value {
@@ -313,25 +345,11 @@ impl<'py> Dumper<'py> {
         self.save(&code).at(|| PathSegment::Attr("__code__"))?;
         self.save(base_globals.as_any())
             .at(|| PathSegment::Attr("__globals__"))?;
-        let mut fills: Vec<(usize, Bound<'py, PyAny>)> = Vec::new();
-        match &closure {
-            None => self.write(&[NONE])?,
-            Some(cells) => {
-                self.write(&[MARK])?;
-                for (i, cell) in cells.iter().enumerate() {
-                    if let Some(idx) = self.memo.get(&cell) {
-                        self.memo_get(idx)?;
-                    } else if let Some(contents) = self
-                        .save_empty_cell(&cell)
-                        .at(|| PathSegment::Item(i))
-                        .at(|| PathSegment::Attr("__closure__"))?
-                    {
-                        fills.push((i, contents));
-                    }
-                }
-                self.write(&[TUPLE])?;
-            }
-        }
+        let fills: Vec<(usize, Bound<'py, PyAny>)> = self
+            .save_closure(closure.as_ref())?
+            .into_iter()
+            .map(|(i, _cell, contents)| (i, contents))
+            .collect();
         let early_last = [
             !early_globals.is_empty(),
             early_defaults.is_some(),

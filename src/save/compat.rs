@@ -450,25 +450,7 @@ impl<'py> Dumper<'py> {
         self.save(base_globals.as_any())
             .at(|| PathSegment::Attr("__globals__"))?;
         self.write(&[NONE, NONE])?;
-        let mut fills: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = Vec::new();
-        match &closure {
-            None => self.write(&[NONE])?,
-            Some(cells) => {
-                self.write(&[MARK])?;
-                for (i, cell) in cells.iter().enumerate() {
-                    if let Some(idx) = self.memo.get(&cell) {
-                        self.memo_get(idx)?;
-                    } else if let Some(contents) = self
-                        .save_empty_cell(&cell)
-                        .at(|| PathSegment::Item(i))
-                        .at(|| PathSegment::Attr("__closure__"))?
-                    {
-                        fills.push((cell, contents));
-                    }
-                }
-                self.write(&[TUPLE])?;
-            }
-        }
+        let fills = self.save_closure(closure.as_ref())?;
         self.write(&[TUPLE, REDUCE])?;
         // The function may have been memoised while its parts were saved: keep that one.
         if let Some(idx) = self.memo.get(func) {
@@ -478,7 +460,8 @@ impl<'py> Dumper<'py> {
         self.memo_put(func)?;
 
         // 2. The cells this function created, filled now that it exists (a cell may hold it).
-        for (i, (cell, contents)) in fills.iter().enumerate() {
+        for (i, cell, contents) in &fills {
+            let i = *i;
             self.save_compat_cell_fill(cell, contents)
                 .at(|| PathSegment::Item(i))
                 .at(|| PathSegment::Attr("__closure__"))?;
