@@ -101,6 +101,11 @@ impl<'py> Dumper<'py> {
         }
         self.write_str_payload(text, None)?;
         let idx = self.memo.put_anonymous(self.py);
+        if self.by_value.names.capacity() == 0 {
+            // Sized once for a typical by-value dump (its names, attributes and keys) rather
+            // than grown, and rehashed, step by step.
+            self.by_value.names.reserve(128);
+        }
         self.by_value.names.insert(text.into(), idx);
         self.write_memo_put(idx)
     }

@@ -30,7 +30,6 @@ use super::Dumper;
 use crate::by_value::class_parts::{ClassParts, Skeleton};
 use crate::by_value::function_parts::FunctionParts;
 use crate::errors::{pickling_error, AtPath, PathSegment, SaveResult};
-use crate::fxhash::FxHashMap;
 use crate::wire::op;
 use crate::writer::opcodes::*;
 
@@ -99,19 +98,40 @@ fn same_layout_name(op: u8) -> Option<&'static str> {
     })
 }
 
-/// The compat target of one dump, and the globals it has written (name -> memo index:
-/// cloudpickle's functions need not exist in this process, so their memo entries are kept by
-/// name, not by object).
+/// cloudpickle's reconstructors, in a fixed order: a name's position is its slot in
+/// [`Compat`]'s table of written globals.
+const CLOUDPICKLE_NAMES: [&str; 16] = [
+    "_make_function",
+    "_function_setstate",
+    "_builtin_type",
+    "_make_skeleton_class",
+    "_make_skeleton_enum",
+    "_class_setstate",
+    "_make_typevar",
+    "_make_cell",
+    "_make_empty_cell",
+    "subimport",
+    "dynamic_subimport",
+    "_make_dict_keys",
+    "_make_dict_values",
+    "_make_dict_items",
+    "_file_reconstructor",
+    "_get_dataclass_field_type_sentinel",
+];
+
+/// The compat target of one dump, and the memo index of each of cloudpickle's reconstructors
+/// it has written (by name: they need not exist in this process, so the memo cannot key them
+/// by object). A fixed table, not a map: a dump writes a handful of them, many times.
 pub struct Compat<'py> {
     pub module: Bound<'py, PyString>,
-    written: FxHashMap<&'static str, usize>,
+    written: [Option<usize>; CLOUDPICKLE_NAMES.len()],
 }
 
 impl<'py> Compat<'py> {
     pub fn new(module: Bound<'py, PyString>) -> Self {
         Compat {
             module,
-            written: FxHashMap::default(),
+            written: [None; CLOUDPICKLE_NAMES.len()],
         }
     }
 }
@@ -129,7 +149,12 @@ impl<'py> Dumper<'py> {
         let Some(compat) = &self.compat else {
             return Err(pickling_error(py, "internal error: not a compat dump").into());
         };
-        if let Some(&idx) = compat.written.get(name) {
+        let Some(slot) = CLOUDPICKLE_NAMES.iter().position(|n| *n == name) else {
+            return Err(
+                pickling_error(py, format!("internal error: {name} is not cloudpickle's")).into(),
+            );
+        };
+        if let Some(idx) = compat.written[slot] {
             return self.memo_get(idx);
         }
         let module = compat.module.clone();
@@ -143,7 +168,7 @@ impl<'py> Dumper<'py> {
         let idx = self.memo.put_anonymous(py);
         self.write_memo_put(idx)?;
         if let Some(compat) = &mut self.compat {
-            compat.written.insert(name, idx);
+            compat.written[slot] = Some(idx);
         }
         Ok(())
     }
