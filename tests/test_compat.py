@@ -9,13 +9,13 @@ test_compat_wire.py.
 
 import json
 import pickle
-import pickletools
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import skypickle
+from compat_helpers import disallowed_globals, payload_globals
 
 # The child that loads: skypickle cannot be imported there.
 BLOCK_SKYPICKLE = """\
@@ -255,86 +255,6 @@ def _load_without_skypickle(path) -> dict:
     return json.loads(_run(script).strip().splitlines()[-1])
 
 
-def globals_named(data: bytes) -> set:
-    """Every (module, name) global a payload names (GLOBAL, or STACK_GLOBAL with the strings
-    it pushed, memo hits resolved)."""
-    found = set()
-    memo = {}
-    stack = []
-    for opcode, arg, _pos in pickletools.genops(data):
-        name = opcode.name
-        if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
-            stack.append(arg)
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            if stack:
-                memo[arg] = stack[-1]
-        elif name == "MEMOIZE":
-            if stack:
-                memo[len(memo)] = stack[-1]
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            stack.append(memo.get(arg))
-        elif name == "STACK_GLOBAL":
-            module, qualname = stack[-2], stack[-1]
-            found.add((module, qualname))
-            stack.append(None)
-        elif name == "GLOBAL":
-            module, qualname = arg.split(" ", 1)
-            found.add((module, qualname))
-            stack.append(None)
-        else:
-            stack.append(None)
-    return found
-
-
-# The standard-library modules a compat payload of the corpus may name (`__builtin__` and
-# `copy_reg` are Python 2's names, which `pickle` writes below protocol 3 and maps back).
-STDLIB_MODULES = {
-    "builtins",
-    "__builtin__",
-    "copyreg",
-    "copy_reg",
-    "types",
-    "functools",
-    "enum",
-    "collections",
-    "abc",
-    "_abc",
-    "dataclasses",
-    "typing",
-    "io",
-    "_io",
-    "logging",
-    "_weakrefset",
-    "operator",
-    "_operator",
-    "_codecs",
-    # 3.13's dataclass __repr__ guard (by value, from reprlib) uses _thread.get_ident.
-    "_thread",
-    "thread",
-    "_collections",
-    "itertools",
-}
-
-CLOUDPICKLE_NAMES = {
-    "_make_function",
-    "_function_setstate",
-    "_builtin_type",
-    "_make_skeleton_class",
-    "_make_skeleton_enum",
-    "_class_setstate",
-    "_make_typevar",
-    "_make_cell",
-    "_make_empty_cell",
-    "subimport",
-    "dynamic_subimport",
-    "_make_dict_keys",
-    "_make_dict_values",
-    "_make_dict_items",
-    "_file_reconstructor",
-    "_get_dataclass_field_type_sentinel",
-}
-
-
 @pytest.fixture(scope="module")
 def payloads(tmp_path_factory):
     path = tmp_path_factory.mktemp("compat")
@@ -346,11 +266,7 @@ def payloads(tmp_path_factory):
 def test_compat_payload_names_no_skypickle_global(payloads, protocol):
     data = (payloads / f"sky{protocol}.pkl").read_bytes()
     assert b"skypickle" not in data
-    for module, name in globals_named(data):
-        if module == "cloudpickle.cloudpickle":
-            assert name in CLOUDPICKLE_NAMES, name
-        else:
-            assert module.split(".")[0] in STDLIB_MODULES, (module, name)
+    assert disallowed_globals(payload_globals(data), "cloudpickle.cloudpickle") == []
 
 
 @pytest.mark.parametrize("protocol", range(2, 6))
@@ -379,7 +295,7 @@ def test_compat_payload_loads_with_cloudpickle_alone(payloads, protocol):
 def test_cloudpickle_reference_payload_is_what_we_compare_with(payloads):
     # Guard for the differential test: cloudpickle's own payload names its own module.
     data = (payloads / "cp.pkl").read_bytes()
-    assert any(module == "cloudpickle.cloudpickle" for module, _ in globals_named(data))
+    assert any(module == "cloudpickle.cloudpickle" for module, _ in payload_globals(data))
 
 
 def test_vendored_target_names_that_module(tmp_path):
@@ -392,7 +308,7 @@ def test_vendored_target_names_that_module(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    modules = {module for module, _ in globals_named(proc.stdout)}
+    modules = {module for module, _ in payload_globals(proc.stdout)}
     assert "pyspark.cloudpickle.cloudpickle" in modules
     assert "cloudpickle.cloudpickle" not in modules
 
