@@ -11,8 +11,8 @@
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PyModule, PySet,
-    PyString, PyTuple, PyType,
+    PyBytes, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyList, PyModule, PySet, PyString,
+    PyTuple, PyType,
 };
 use pyo3::PyTypeInfo;
 
@@ -28,7 +28,6 @@ pub struct TypePtrs {
     pub tuple: usize,
     pub set: usize,
     pub frozenset: usize,
-    pub bytearray: usize,
     pub picklebuffer: usize,
     pub type_: usize,
     pub function: usize,
@@ -39,7 +38,6 @@ pub struct TypePtrs {
     /// go by a type's name.
     pub classmethod: usize,
     pub staticmethod: usize,
-    pub property: usize,
     pub complex: usize,
     pub none: usize,
 }
@@ -201,7 +199,6 @@ fn build(module: &Bound<'_, PyModule>) -> PyResult<Known> {
             tuple: type_ptr::<PyTuple>(py),
             set: type_ptr::<PySet>(py),
             frozenset: type_ptr::<PyFrozenSet>(py),
-            bytearray: type_ptr::<PyByteArray>(py),
             picklebuffer: pickle.getattr("PickleBuffer")?.as_ptr() as usize,
             type_: type_ptr::<PyType>(py),
             function: type_ptr::<PyFunction>(py),
@@ -211,7 +208,6 @@ fn build(module: &Bound<'_, PyModule>) -> PyResult<Known> {
             // Static types of the interpreter: their addresses never change.
             classmethod: py.import("builtins")?.getattr("classmethod")?.as_ptr() as usize,
             staticmethod: py.import("builtins")?.getattr("staticmethod")?.as_ptr() as usize,
-            property: py.import("builtins")?.getattr("property")?.as_ptr() as usize,
             complex: type_ptr::<pyo3::types::PyComplex>(py),
             none: py.None().bind(py).get_type().as_ptr() as usize,
         },

@@ -141,12 +141,13 @@ fn fingerprint_at<'py>(value: &Bound<'py, PyAny>, depth: usize) -> PyResult<Boun
 /// found by type identity, never by the type's own name: a user class may be called `dict`
 /// or `property` too (its instances are then like any other object: changed).
 fn exact_builtin_name(value: &Bound<'_, PyAny>) -> PyResult<Option<&'static str>> {
-    let types = &crate::known::get(value.py())?.types;
+    let known = crate::known::get(value.py())?;
+    let types = &known.types;
     let tp = value.get_type_ptr() as usize;
     let known = [
         (types.classmethod, "classmethod"),
         (types.staticmethod, "staticmethod"),
-        (types.property, "property"),
+        (known.property_type.as_ptr() as usize, "property"),
         (types.int, "int"),
         (types.float, "float"),
         (types.str, "str"),
