@@ -31,15 +31,15 @@ pub fn copy_str<'py>(s: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>>
     if let Ok(text) = s.to_cow() {
         return Ok(PyString::new(py, &text));
     }
-    let (utf8, surrogatepass) = (
-        pyo3::intern!(py, "utf-8"),
-        pyo3::intern!(py, "surrogatepass"),
-    );
-    Ok(
-        s.call_method1(pyo3::intern!(py, "encode"), (utf8, surrogatepass))?
-            .call_method1(pyo3::intern!(py, "decode"), (utf8, surrogatepass))?
-            .cast_into::<PyString>()?,
-    )
+    Ok(crate::ffi::str_encode_surrogatepass(s)?
+        .call_method1(
+            pyo3::intern!(py, "decode"),
+            (
+                pyo3::intern!(py, "utf-8"),
+                pyo3::intern!(py, "surrogatepass"),
+            ),
+        )?
+        .cast_into::<PyString>()?)
 }
 
 /// A reduce value whose object is memoised before its state is saved and restored by
