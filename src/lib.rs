@@ -2,6 +2,7 @@
 
 pub mod by_value;
 pub mod class_tracker;
+pub mod deterministic;
 pub mod errors;
 pub mod ffi;
 pub mod fxhash;
@@ -20,7 +21,7 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 mod _skypickle {
     #[pymodule_export]
-    use crate::pickler::{dump, dumps, Pickler};
+    use crate::pickler::{dump, dumps, fingerprint, Pickler};
 
     // The by-value registry and the decision (cloudpickle's names).
     #[pymodule_export]

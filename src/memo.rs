@@ -174,6 +174,20 @@ impl<'py> Memo<'py> {
         idx
     }
 
+    /// Record `obj` under the next index without making it findable by identity: deterministic
+    /// mode's str and bytes, found by content instead ([`ContentIndex`]). The memo keeps
+    /// the object (alive, and for comparing content).
+    pub fn put_unindexed(&mut self, obj: &Bound<'py, PyAny>) -> usize {
+        let idx = self.objects.len();
+        self.objects.push(obj.clone());
+        idx
+    }
+
+    /// The object stored under `idx`.
+    pub fn object(&self, idx: usize) -> Option<&Bound<'py, PyAny>> {
+        self.objects.get(idx)
+    }
+
     pub fn len(&self) -> usize {
         self.objects.len()
     }
@@ -219,5 +233,61 @@ impl Default for Memo<'_> {
 impl MemoStore {
     pub fn objects(&self) -> &[Py<PyAny>] {
         &self.objects
+    }
+}
+
+/// Deterministic mode's memo for str and bytes: content -> memo index, so that equal texts
+/// share one entry whatever their identity.
+///
+/// Keyed by a hash of the content (the whole content up to [`FULL_HASH_LIMIT`] bytes, then its
+/// length and its two ends); the caller confirms a candidate by comparing the content, so a
+/// collision costs a comparison, never a wrong memo GET. No copy of the content is kept: the
+/// memo holds the objects.
+#[derive(Default)]
+pub struct ContentIndex {
+    first: crate::fxhash::FxHashMap<u64, usize>,
+    /// Further entries whose key collided with an earlier one (rare).
+    more: crate::fxhash::FxHashMap<u64, Vec<usize>>,
+}
+
+/// Content longer than this is keyed by its length and its first and last bytes: hashing a
+/// large payload in full would cost more than writing it.
+const FULL_HASH_LIMIT: usize = 1024;
+const SAMPLE: usize = 256;
+
+impl ContentIndex {
+    /// The key of `data`, of kind `kind` (str and bytes of equal content are different keys).
+    pub fn key(kind: u8, data: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = crate::fxhash::FxHasher::default();
+        h.write_u8(kind);
+        h.write_usize(data.len());
+        if data.len() <= FULL_HASH_LIMIT {
+            h.write(data);
+        } else {
+            h.write(&data[..SAMPLE]);
+            h.write(&data[data.len() - SAMPLE..]);
+        }
+        h.finish()
+    }
+
+    /// The memo index of the first entry under `key` that `same` accepts.
+    pub fn find(&self, key: u64, mut same: impl FnMut(usize) -> bool) -> Option<usize> {
+        let first = *self.first.get(&key)?;
+        if same(first) {
+            return Some(first);
+        }
+        self.more.get(&key)?.iter().copied().find(|&idx| same(idx))
+    }
+
+    pub fn insert(&mut self, key: u64, idx: usize) {
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(idx);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(key).or_default().push(idx);
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::deterministic::Mode;
 use crate::errors::{finish_error, pickling_error};
 use crate::known::{self, Known};
 use crate::memo::{Memo, MemoStore};
@@ -54,6 +55,20 @@ fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))
 }
 
+/// `deterministic=` and `normalize_paths=` as a mode; `normalize_paths` alone is refused (it
+/// names what deterministic mode does with source locations).
+fn resolve_mode(deterministic: bool, normalize_paths: bool) -> PyResult<Mode> {
+    if normalize_paths && !deterministic {
+        return Err(PyValueError::new_err(
+            "normalize_paths=True needs deterministic=True",
+        ));
+    }
+    Ok(Mode {
+        deterministic,
+        normalize_paths,
+    })
+}
+
 /// Run one dump and turn its error into what the caller sees.
 fn run_dump<'py>(dumper: &mut Dumper<'py>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
     let proto = dumper.proto;
@@ -78,33 +93,68 @@ fn default_hooks<'py>(py: Python<'py>, lk: &Known) -> PyResult<Hooks<'py>> {
     })
 }
 
-/// `dumps(obj, protocol=None, buffer_callback=None, *, compat=None)`: the pickle of `obj` as
-/// bytes. `compat` names the cloudpickle copy the loader has instead of skypickle
-/// (`"cloudpickle"`, `"pyspark.cloudpickle.cloudpickle"`, ...): see `save/compat.rs`.
+/// `dumps(obj, protocol=None, buffer_callback=None, *, compat=None, deterministic=False,
+/// normalize_paths=False)`: the pickle of `obj` as bytes. `compat` names the cloudpickle copy
+/// the loader has instead of skypickle (`"cloudpickle"`, `"pyspark.cloudpickle.cloudpickle"`,
+/// ...): see `save/compat.rs`. `deterministic`: see `deterministic.rs`.
 #[pyfunction]
-#[pyo3(signature = (obj, protocol=None, buffer_callback=None, *, compat=None))]
+#[pyo3(signature = (
+    obj, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
+    normalize_paths=false
+))]
 pub fn dumps<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
     compat: Option<&Bound<'py, PyAny>>,
+    deterministic: bool,
+    normalize_paths: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
+    let mode = resolve_mode(deterministic, normalize_paths)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
     dumper.compat = compat.map(Compat::new);
+    dumper.mode = mode;
     run_dump(&mut dumper, obj)?;
     dumper.take_output()
 }
 
-/// `dump(obj, file, protocol=None, buffer_callback=None, *, compat=None)`: write the pickle of
-/// `obj` to `file`.
+/// `fingerprint(obj, *, protocol=None, normalize_paths=False)`: the BLAKE3 digest (64 hex
+/// digits) of `obj`'s deterministic pickle, hashed frame by frame as it is written: the
+/// payload is never built whole, and large buffers (numpy arrays at protocol 5) are hashed
+/// where they lie. Equal to `blake3(dumps(obj, protocol, deterministic=True,
+/// normalize_paths=normalize_paths))`.
 #[pyfunction]
-#[pyo3(signature = (obj, file, protocol=None, buffer_callback=None, *, compat=None))]
+#[pyo3(signature = (obj, *, protocol=None, normalize_paths=false))]
+pub fn fingerprint<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    normalize_paths: bool,
+) -> PyResult<String> {
+    let lk = known::get(py)?;
+    let proto = resolve_protocol(protocol)?;
+    let hooks = default_hooks(py, lk)?;
+    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
+    dumper.mode = resolve_mode(true, normalize_paths)?;
+    dumper.hasher = Some(Box::default());
+    run_dump(&mut dumper, obj)?;
+    dumper.finish_hash()
+}
+
+/// `dump(obj, file, protocol=None, buffer_callback=None, *, compat=None, deterministic=False,
+/// normalize_paths=False)`: write the pickle of `obj` to `file`.
+#[pyfunction]
+#[pyo3(signature = (
+    obj, file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
+    normalize_paths=false
+))]
+#[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
@@ -112,11 +162,14 @@ pub fn dump<'py>(
     protocol: Option<&Bound<'py, PyAny>>,
     buffer_callback: Option<&Bound<'py, PyAny>>,
     compat: Option<&Bound<'py, PyAny>>,
+    deterministic: bool,
+    normalize_paths: bool,
 ) -> PyResult<()> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
+    let mode = resolve_mode(deterministic, normalize_paths)?;
     let write = file_write(file)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(
@@ -129,6 +182,7 @@ pub fn dump<'py>(
         Some(write),
     );
     dumper.compat = compat.map(Compat::new);
+    dumper.mode = mode;
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }
@@ -148,6 +202,8 @@ pub struct Pickler {
     buffer_callback: Option<Py<PyAny>>,
     /// `compat=`: the module path of the cloudpickle copy payloads are written for.
     compat: Option<Py<PyString>>,
+    /// `deterministic=`, `normalize_paths=`.
+    mode: Mode,
     memo: MemoStore,
     /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
     globals_ref: Py<PyDict>,
@@ -212,23 +268,30 @@ impl Pickler {
             proto_arg: None,
             buffer_callback: None,
             compat: None,
+            mode: Mode::default(),
             memo: MemoStore::default(),
             globals_ref: PyDict::new(py).unbind(),
             initialized: true,
         }
     }
 
-    #[pyo3(signature = (file, protocol=None, buffer_callback=None, *, compat=None))]
+    #[pyo3(signature = (
+        file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
+        normalize_paths=false
+    ))]
     fn __init__(
         &mut self,
         file: &Bound<'_, PyAny>,
         protocol: Option<&Bound<'_, PyAny>>,
         buffer_callback: Option<&Bound<'_, PyAny>>,
         compat: Option<&Bound<'_, PyAny>>,
+        deterministic: bool,
+        normalize_paths: bool,
     ) -> PyResult<()> {
         let proto = resolve_protocol(protocol)?;
         let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
         self.compat = resolve_compat_target(file.py(), compat)?.map(Bound::unbind);
+        self.mode = resolve_mode(deterministic, normalize_paths)?;
         self.write = Some(file_write(file)?.unbind());
         self.protocol = proto;
         self.proto_arg = protocol
@@ -243,7 +306,7 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let lk = known::get(py)?;
-        let (write, proto, buffer_callback, memo, globals_ref, compat) = {
+        let (write, proto, buffer_callback, memo, globals_ref, compat, mode) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
                 let name = slf.get_type().name()?;
@@ -260,6 +323,7 @@ impl Pickler {
                 memo,
                 this.globals_ref.clone_ref(py),
                 this.compat.as_ref().map(|c| c.clone_ref(py)),
+                this.mode,
             )
         };
         let hooks = match Self::hooks(slf, lk) {
@@ -280,6 +344,7 @@ impl Pickler {
         );
         dumper.globals_ref = globals_ref.into_bound(py);
         dumper.compat = compat.map(|c| Compat::new(c.into_bound(py)));
+        dumper.mode = mode;
         let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
         let memo = std::mem::take(&mut dumper.memo).into_store();
         drop(dumper);
@@ -301,6 +366,8 @@ impl Pickler {
     /// Subclasses that override it can call it with `super().reducer_override(obj)`.
     fn reducer_override(&self, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = obj.py();
+        // Called by a subclass during its dump (the mode is already set) or directly.
+        let _mode = crate::deterministic::enter(self.mode);
         match crate::by_value::reducer_override(obj, self.globals_ref.bind(py))? {
             Some(rv) => Ok(rv.into_any().unbind()),
             None => Ok(py.NotImplemented()),

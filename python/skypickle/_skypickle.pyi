@@ -102,7 +102,12 @@ def dumps(
     buffer_callback: Callable[[Any], Any] | None = None,
     *,
     compat: str | None = None,
+    deterministic: bool = False,
+    normalize_paths: bool = False,
 ) -> bytes: ...
+def fingerprint(
+    obj: Any, *, protocol: int | None = None, normalize_paths: bool = False
+) -> str: ...
 def dump(
     obj: Any,
     file: _Writable,
@@ -110,6 +115,8 @@ def dump(
     buffer_callback: Callable[[Any], Any] | None = None,
     *,
     compat: str | None = None,
+    deterministic: bool = False,
+    normalize_paths: bool = False,
 ) -> None: ...
 
 # Its instances have a layout of their own (a Rust struct): it cannot be a base together with
@@ -130,6 +137,8 @@ class Pickler:
         buffer_callback: Callable[[Any], Any] | None = None,
         *,
         compat: str | None = None,
+        deterministic: bool = False,
+        normalize_paths: bool = False,
     ) -> None: ...
     @property
     def proto(self) -> int: ...

@@ -42,14 +42,19 @@ TARGET: str = os.environ.get("SKYPICKLE_COMPAT") or "cloudpickle"
 _sky.dumps(None, compat=TARGET)
 
 
-def dumps(obj: Any, protocol: int | None = None, buffer_callback: Any = None) -> bytes:
-    """``skypickle.dumps(obj, protocol, buffer_callback, compat=TARGET)``."""
-    return _sky.dumps(obj, protocol, buffer_callback, compat=TARGET)
+def dumps(
+    obj: Any, protocol: int | None = None, buffer_callback: Any = None, **options: Any
+) -> bytes:
+    """``skypickle.dumps(obj, protocol, buffer_callback, compat=TARGET, **options)``
+    (``deterministic=``, ``normalize_paths=``)."""
+    return _sky.dumps(obj, protocol, buffer_callback, compat=TARGET, **options)
 
 
-def dump(obj: Any, file: Any, protocol: int | None = None, buffer_callback: Any = None) -> None:
-    """``skypickle.dump(obj, file, protocol, buffer_callback, compat=TARGET)``."""
-    _sky.dump(obj, file, protocol, buffer_callback, compat=TARGET)
+def dump(
+    obj: Any, file: Any, protocol: int | None = None, buffer_callback: Any = None, **options: Any
+) -> None:
+    """``skypickle.dump(obj, file, protocol, buffer_callback, compat=TARGET, **options)``."""
+    _sky.dump(obj, file, protocol, buffer_callback, compat=TARGET, **options)
 
 
 class Pickler(_sky.Pickler):
@@ -58,8 +63,14 @@ class Pickler(_sky.Pickler):
     # The copy written for; for_target's subclasses set their own.
     _target: str = TARGET
 
-    def __init__(self, file: Any, protocol: int | None = None, buffer_callback: Any = None):
-        super().__init__(file, protocol, buffer_callback, compat=self._target)
+    def __init__(
+        self,
+        file: Any,
+        protocol: int | None = None,
+        buffer_callback: Any = None,
+        **options: Any,
+    ):
+        super().__init__(file, protocol, buffer_callback, compat=self._target, **options)
 
 
 CloudPickler = Pickler
@@ -97,13 +108,19 @@ def for_target(target: str) -> types.ModuleType:
     if api is None:
         _sky.dumps(None, compat=target)  # refused now rather than at the first dump
 
-        def t_dumps(obj: Any, protocol: int | None = None, buffer_callback: Any = None) -> bytes:
-            return _sky.dumps(obj, protocol, buffer_callback, compat=target)
+        def t_dumps(
+            obj: Any, protocol: int | None = None, buffer_callback: Any = None, **options: Any
+        ) -> bytes:
+            return _sky.dumps(obj, protocol, buffer_callback, compat=target, **options)
 
         def t_dump(
-            obj: Any, file: Any, protocol: int | None = None, buffer_callback: Any = None
+            obj: Any,
+            file: Any,
+            protocol: int | None = None,
+            buffer_callback: Any = None,
+            **options: Any,
         ) -> None:
-            _sky.dump(obj, file, protocol, buffer_callback, compat=target)
+            _sky.dump(obj, file, protocol, buffer_callback, compat=target, **options)
 
         t_pickler = type(
             "Pickler",

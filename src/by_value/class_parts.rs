@@ -14,7 +14,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
-use crate::class_tracker::get_or_create_tracker_id;
+use super::identity::tracker_id;
 use crate::wire::{op, wire};
 
 /// A new str with the same text: the keys of a class dict are interned in the sender but
@@ -160,6 +160,9 @@ fn class_getstate<'py>(
                     registered.append(target)?;
                 }
             }
+            if crate::deterministic::current().deterministic {
+                sort_by_name(&registered)?;
+            }
             clsdict.set_item(pyo3::intern!(py, "_abc_impl"), registered)?;
         }
     }
@@ -173,6 +176,42 @@ fn class_getstate<'py>(
     }
     pop(&clsdict, "__dict__")?;
     Ok(clsdict)
+}
+
+/// Deterministic mode: the registry of an ABC comes from a set of weak references, whose
+/// order follows addresses; sort the classes by module and qualified name instead.
+fn sort_by_name(classes: &Bound<'_, PyList>) -> PyResult<()> {
+    let py = classes.py();
+    let mut keyed = Vec::with_capacity(classes.len());
+    for cls in classes.iter() {
+        let mut key = String::new();
+        for attr in [
+            pyo3::intern!(py, "__module__"),
+            pyo3::intern!(py, "__qualname__"),
+        ] {
+            if let Some(part) = cls.getattr_opt(attr)? {
+                key.push_str(&part.str()?.to_string_lossy());
+            }
+            key.push('\0');
+        }
+        keyed.push((key, cls));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (_, cls)) in keyed.into_iter().enumerate() {
+        classes.set_item(i, cls)?;
+    }
+    Ok(())
+}
+
+/// Deterministic mode with `normalize_paths`: a class's `__firstlineno__` (3.13+) is a source
+/// location, set to 1 like its functions' first line numbers.
+fn normalize_location(clsdict: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = clsdict.py();
+    let key = pyo3::intern!(py, "__firstlineno__");
+    if clsdict.contains(key)? {
+        clsdict.set_item(key, 1)?;
+    }
+    Ok(())
 }
 
 /// The arguments of a class's skeleton: what `_make_skeleton_class` or
@@ -213,10 +252,15 @@ impl<'py> ClassParts<'py> {
     /// The parts of `cls`, a class made by a class statement that must travel by value.
     pub fn of(cls: &Bound<'py, PyType>, fresh_keys: bool) -> PyResult<Self> {
         let py = cls.py();
-        if cls.is_subclass(crate::known::get(py)?.enum_type.bind(py))? {
-            return enum_parts(cls.as_any(), fresh_keys);
+        let parts = if cls.is_subclass(crate::known::get(py)?.enum_type.bind(py))? {
+            enum_parts(cls.as_any(), fresh_keys)?
+        } else {
+            class_parts(cls.as_any(), fresh_keys)?
+        };
+        if crate::deterministic::current().normalize_paths {
+            normalize_location(&parts.class_dict)?;
         }
-        class_parts(cls.as_any(), fresh_keys)
+        Ok(parts)
     }
 
     /// The skeleton's reconstructor.
@@ -325,7 +369,7 @@ fn class_parts<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<Class
         name: cls.getattr(pyo3::intern!(py, "__name__"))?,
         bases,
         type_kwargs,
-        tracker_id: get_or_create_tracker_id(cls)?,
+        tracker_id: tracker_id(cls)?,
     };
     Ok(ClassParts {
         skeleton,
@@ -393,7 +437,7 @@ fn enum_parts<'py>(cls: &Bound<'py, PyAny>, fresh_keys: bool) -> PyResult<ClassP
         qualname: cls.getattr(pyo3::intern!(py, "__qualname__"))?,
         members: members.clone(),
         module: cls.getattr(pyo3::intern!(py, "__module__"))?,
-        tracker_id: get_or_create_tracker_id(cls)?,
+        tracker_id: tracker_id(cls)?,
         extra,
     };
     let clsdict = class_getstate(cls, false, fresh_keys)?;

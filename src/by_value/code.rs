@@ -51,12 +51,25 @@ pub fn code_args<'py>(code: &Bound<'py, PyAny>, info: &CodeInfo) -> PyResult<Vec
     args.push(CodeArg::Consts(attr(pyo3::intern!(py, "co_consts"))?));
     args.push(CodeArg::Names(info.names.bind(py).clone()));
     args.push(CodeArg::Names(info.varnames.bind(py).clone()));
-    args.push(CodeArg::Name(info.filename.bind(py).clone()));
+    // Deterministic mode with `normalize_paths`: the base name of the file, and line
+    // numbers counted from the code's first line (the line table is relative to it).
+    let normalize = crate::deterministic::current().normalize_paths;
+    if normalize {
+        args.push(CodeArg::Name(crate::deterministic::normalized_path(
+            info.filename.bind(py),
+        )?));
+    } else {
+        args.push(CodeArg::Name(info.filename.bind(py).clone()));
+    }
     args.push(CodeArg::Name(info.name.bind(py).clone()));
     if cfg!(Py_3_11) {
         args.push(CodeArg::Name(info.qualname.bind(py).clone()));
     }
-    args.push(CodeArg::Number(info.firstlineno.bind(py).clone()));
+    if normalize {
+        args.push(CodeArg::Number(1_i32.into_pyobject(py)?.into_any()));
+    } else {
+        args.push(CodeArg::Number(info.firstlineno.bind(py).clone()));
+    }
     let line_table = if cfg!(Py_3_10) {
         pyo3::intern!(py, "co_linetable")
     } else {
@@ -123,6 +136,9 @@ pub struct CodeInfo {
     pub natural_doc: Option<Py<PyAny>>,
     /// The global names the code (and the code nested in it) uses, in order of first use.
     pub global_names: Vec<Py<PyString>>,
+    /// The content digest deterministic mode derives class ids from (`by_value::identity`),
+    /// made on first use: code objects are immutable, so it never goes stale.
+    pub digest: std::cell::OnceCell<[u8; 32]>,
 }
 
 thread_local! {
@@ -180,6 +196,7 @@ fn read_code_info(code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
         firstlineno: attr!("co_firstlineno"),
         natural_doc,
         global_names: global_names(code)?.into_iter().map(Bound::unbind).collect(),
+        digest: std::cell::OnceCell::new(),
     })
 }
 

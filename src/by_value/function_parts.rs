@@ -100,6 +100,21 @@ pub fn base_globals<'py>(
             base.set_item(name, value)?;
         }
     }
+    if crate::deterministic::current().normalize_paths {
+        // Where the namespace's file lives is a source location too.
+        if let Some(file) = base.get_item(pyo3::intern!(py, "__file__"))? {
+            base.set_item(
+                pyo3::intern!(py, "__file__"),
+                crate::deterministic::normalized_path(&file)?,
+            )?;
+        }
+        if let Some(path) = base.get_item(pyo3::intern!(py, "__path__"))? {
+            base.set_item(
+                pyo3::intern!(py, "__path__"),
+                crate::deterministic::normalized_path_list(&path)?,
+            )?;
+        }
+    }
     globals_ref.set_item(&key, &base)?;
     Ok(base)
 }

@@ -10,6 +10,7 @@ pub mod class_parts;
 pub mod code;
 pub mod decision;
 pub mod function_parts;
+pub mod identity;
 pub mod reducers;
 
 use pyo3::prelude::*;

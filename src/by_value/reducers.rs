@@ -58,6 +58,27 @@ pub fn _module_reduce<'py>(
     if vars.contains(pyo3::intern!(py, "__builtins__"))? {
         vars.del_item("__builtins__")?;
     }
+    if crate::deterministic::current().normalize_paths {
+        // The module's source location: file names cut to their base names; the spec and
+        // loader, which hold full paths, left out (a module rebuilt from its namespace is
+        // loaded by no loader).
+        for key in ["__file__", "__cached__"] {
+            if let Some(value) = vars.get_item(key)? {
+                vars.set_item(key, crate::deterministic::normalized_path(&value)?)?;
+            }
+        }
+        for key in ["__spec__", "__loader__"] {
+            if vars.contains(key)? {
+                vars.set_item(key, py.None())?;
+            }
+        }
+        if let Some(path) = vars.get_item("__path__")? {
+            vars.set_item(
+                "__path__",
+                crate::deterministic::normalized_path_list(&path)?,
+            )?;
+        }
+    }
     reduce_value(
         py,
         w.get(py, op::DYNAMIC_SUBIMPORT).clone(),
@@ -212,7 +233,7 @@ pub fn _typevar_reduce<'py>(
             obj.getattr(pyo3::intern!(py, "__constraints__"))?,
             obj.getattr(pyo3::intern!(py, "__covariant__"))?,
             obj.getattr(pyo3::intern!(py, "__contravariant__"))?,
-            crate::class_tracker::get_or_create_tracker_id(obj)?,
+            super::identity::tracker_id(obj)?,
         ],
     )
 }

@@ -151,6 +151,39 @@ pub fn get_or_create_tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<
     Ok(id)
 }
 
+/// Deterministic mode: `obj` travels under `id`, derived from its content
+/// (`by_value::identity`). Make the id lead back to `obj` here (a worker that sends the class
+/// back names it by this id), also when `obj` already has a random id from the normal mode: an
+/// object may be known under several ids. When another class of identical definition had the
+/// id (an earlier run of the same notebook cell), the id now leads to `obj`, the one this
+/// process is sending.
+pub fn track_content_id<'py>(obj: &Bound<'py, PyAny>, id: &Bound<'py, PyAny>) -> PyResult<()> {
+    let py = obj.py();
+    let maps = maps(py)?;
+    {
+        let _held = hold(py);
+        let by_id = maps.by_id.bind(py);
+        // What `WeakValueDictionary.get` does, without its Python frame.
+        let data = by_id.getattr(pyo3::intern!(py, "data"))?;
+        if let Ok(data) = data.cast::<PyDict>() {
+            if let Some(reference) = data.get_item(id)? {
+                if reference.call0()?.is(obj) {
+                    return Ok(());
+                }
+            }
+        }
+        by_id.set_item(id, obj)?;
+        if own_id(maps, obj)?.is_none() {
+            maps.by_class.bind(py).set_item(obj, id)?;
+            maps.defined_here
+                .bind(py)
+                .call_method1(pyo3::intern!(py, "add"), (obj,))?;
+        }
+    }
+    maps.share.bind(py).call1((obj, id))?;
+    Ok(())
+}
+
 /// Whether this process defined `cls` (it pickled the class before any payload brought it):
 /// loading its own class back must not replace its namespace with copies.
 pub fn defined_here(cls: &Bound<'_, PyAny>) -> PyResult<bool> {

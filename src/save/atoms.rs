@@ -72,17 +72,22 @@ impl<'py> Dumper<'py> {
     }
 
     pub(super) fn save_str(&mut self, obj: &Bound<'py, PyString>) -> SaveResult {
+        self.write_str(obj)?;
+        self.memo_put(obj.as_any())
+    }
+
+    /// The opcode that pushes a str, without a memo entry.
+    pub(super) fn write_str(&mut self, obj: &Bound<'py, PyString>) -> SaveResult {
         if !self.bin {
-            return self.save_str_text(obj.as_any());
+            return self.write_str_text(obj.as_any());
         }
         if let Some(bytes) = crate::ffi::str_utf8(obj) {
-            self.write_str_payload(bytes, None)?;
+            self.write_str_payload(bytes, None)
         } else {
             // Lone surrogates: not UTF-8; pickle writes them with surrogatepass.
             let encoded = crate::ffi::str_encode_surrogatepass(obj)?;
-            self.write_str_payload(encoded.as_bytes(), Some(encoded.as_any()))?;
+            self.write_str_payload(encoded.as_bytes(), Some(encoded.as_any()))
         }
-        self.memo_put(obj.as_any())
     }
 
     pub(super) fn write_str_payload(
@@ -100,7 +105,7 @@ impl<'py> Dumper<'py> {
     }
 
     /// Protocol 0: UNICODE with raw-unicode-escape and pickle's extra escapes.
-    fn save_str_text(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+    fn write_str_text(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
         let py = self.py;
         let utf32 = obj.call_method1(
             pyo3::intern!(py, "encode"),
@@ -119,28 +124,43 @@ impl<'py> Dumper<'py> {
             &mut escaped,
         );
         escaped.push(b'\n');
-        self.write(&escaped)?;
-        self.memo_put(obj)
+        self.write(&escaped)
     }
 
     pub(super) fn save_bytes(&mut self, bytes: &Bound<'py, PyBytes>) -> SaveResult {
-        let py = self.py;
-        let obj = bytes.as_any();
         if self.proto < 3 {
-            // No bytes opcode: reduce to `_codecs.encode(latin-1 text, "latin1")`, or `bytes()`.
-            let (callable, args) = if bytes.as_bytes().is_empty() {
-                (py.get_type::<PyBytes>().into_any(), PyTuple::empty(py))
-            } else {
-                let text =
-                    bytes.call_method1(pyo3::intern!(py, "decode"), (self.lk.latin1.bind(py),))?;
-                (
-                    self.lk.codecs_encode.bind(py).clone(),
-                    PyTuple::new(py, [text, self.lk.latin1.bind(py).clone().into_any()])?,
-                )
-            };
-            return self.save_reduce_parts(&callable, &args, Some(obj));
+            return self.save_bytes_reduced(bytes, Some(bytes.as_any()));
         }
-        self.save_bytes_data(obj, bytes.as_bytes())
+        self.save_bytes_data(bytes.as_any(), bytes.as_bytes())
+    }
+
+    /// A bytes object without a memo entry.
+    pub(super) fn write_bytes_value(&mut self, bytes: &Bound<'py, PyBytes>) -> SaveResult {
+        if self.proto < 3 {
+            return self.save_bytes_reduced(bytes, None);
+        }
+        self.write_bytes_unmemoised(bytes.as_bytes(), Some(bytes.as_any()))
+    }
+
+    /// Protocols 0-2 have no bytes opcode: `_codecs.encode(latin-1 text, "latin1")`, or
+    /// `bytes()`, memoised as `memo_as` when given.
+    fn save_bytes_reduced(
+        &mut self,
+        bytes: &Bound<'py, PyBytes>,
+        memo_as: Option<&Bound<'py, PyAny>>,
+    ) -> SaveResult {
+        let py = self.py;
+        let (callable, args) = if bytes.as_bytes().is_empty() {
+            (py.get_type::<PyBytes>().into_any(), PyTuple::empty(py))
+        } else {
+            let text =
+                bytes.call_method1(pyo3::intern!(py, "decode"), (self.lk.latin1.bind(py),))?;
+            (
+                self.lk.codecs_encode.bind(py).clone(),
+                PyTuple::new(py, [text, self.lk.latin1.bind(py).clone().into_any()])?,
+            )
+        };
+        self.save_reduce_parts(&callable, &args, memo_as)
     }
 
     /// SHORT_BINBYTES / BINBYTES / BINBYTES8 for `data`, then memoise `obj`.

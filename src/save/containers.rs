@@ -242,11 +242,26 @@ impl<'py> Dumper<'py> {
         self.memo_put(obj)
     }
 
+    /// A set's items in the order they are written: iteration order, or canonical order in
+    /// deterministic mode (see canonical.rs).
+    fn set_items(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult<Vec<Bound<'py, PyAny>>> {
+        if self.mode.deterministic {
+            return self.canonical_items(obj);
+        }
+        Ok(obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)
+    }
+
     pub(super) fn save_set(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
         let py = self.py;
         let obj = set.as_any();
+        if self.mode.deterministic {
+            if self.is_being_keyed(obj) {
+                return self.save_keying_placeholder();
+            }
+            return self.save_set_canonical(set);
+        }
         if self.proto < 4 {
-            let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+            let items = PyList::new(py, self.set_items(obj)?)?;
             let args = PyTuple::new(py, [items])?;
             return self.save_reduce_parts(&py.get_type::<PySet>().into_any(), &args, Some(obj));
         }
@@ -286,11 +301,45 @@ impl<'py> Dumper<'py> {
         }
     }
 
+    /// Deterministic mode: EMPTY_SET, memoised, then the items in canonical order.
+    fn save_set_canonical(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
+        let py = self.py;
+        let obj = set.as_any();
+        let items = self.set_items(obj)?;
+        if self.proto < 4 {
+            let items = PyList::new(py, items)?;
+            let args = PyTuple::new(py, [items])?;
+            return self.save_reduce_parts(&py.get_type::<PySet>().into_any(), &args, Some(obj));
+        }
+        self.write(&[EMPTY_SET])?;
+        self.memo_put(obj)?;
+        let size = items.len();
+        for (batch_index, batch) in items.chunks(BATCHSIZE).enumerate() {
+            self.write(&[MARK])?;
+            for (i, item) in batch.iter().enumerate() {
+                let index = batch_index * BATCHSIZE + i;
+                self.save(item).at(|| PathSegment::SetItem(index))?;
+            }
+            self.write(&[ADDITEMS])?;
+            if obj.len()? != size {
+                return Err(PyRuntimeError::new_err("set changed size during iteration").into());
+            }
+        }
+        if size > 0 && size % BATCHSIZE == 0 {
+            // Like CPython, a full last batch is followed by an empty MARK ADDITEMS.
+            self.write(&[MARK, ADDITEMS])?;
+        }
+        Ok(())
+    }
+
     pub(super) fn save_frozenset(&mut self, set: &Bound<'py, PyFrozenSet>) -> SaveResult {
         let py = self.py;
         let obj = set.as_any();
+        if self.mode.deterministic && self.is_being_keyed(obj) {
+            return self.save_keying_placeholder();
+        }
         if self.proto < 4 {
-            let items = PyList::new(py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+            let items = PyList::new(py, self.set_items(obj)?)?;
             let args = PyTuple::new(py, [items])?;
             return self.save_reduce_parts(
                 &py.get_type::<PyFrozenSet>().into_any(),
@@ -299,8 +348,14 @@ impl<'py> Dumper<'py> {
             );
         }
         self.write(&[MARK])?;
-        for (index, item) in obj.try_iter()?.enumerate() {
-            self.save(&item?).at(|| PathSegment::SetItem(index))?;
+        if self.mode.deterministic {
+            for (index, item) in self.canonical_items(obj)?.iter().enumerate() {
+                self.save(item).at(|| PathSegment::SetItem(index))?;
+            }
+        } else {
+            for (index, item) in obj.try_iter()?.enumerate() {
+                self.save(&item?).at(|| PathSegment::SetItem(index))?;
+            }
         }
         if let Some(idx) = self.memo.get(obj) {
             self.write(&[POP_MARK])?;

@@ -14,6 +14,7 @@ mod atoms;
 mod buffers;
 mod by_value_class;
 mod by_value_function;
+mod canonical;
 mod compat;
 mod containers;
 mod global;
@@ -79,7 +80,7 @@ impl<'a, 'py> Typed<'a, 'py> {
 }
 
 /// The customisation points a `Pickler` subclass (or instance) provides.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Hooks<'py> {
     /// Bound `persistent_id`, when the pickler defines one.
     pub persistent_id: Option<Bound<'py, PyAny>>,
@@ -114,6 +115,14 @@ pub struct Dumper<'py> {
     /// `compat=`: the cloudpickle copy whose reconstructors this dump names instead of
     /// skypickle's (see compat.rs), or None for skypickle's own format.
     pub compat: Option<compat::Compat<'py>>,
+    /// Deterministic mode and its options (`crate::deterministic`).
+    pub mode: crate::deterministic::Mode,
+    /// Deterministic mode: the str and bytes written so far, by content.
+    content: crate::memo::ContentIndex,
+    /// Deterministic mode: the sets whose items are being keyed (see canonical.rs).
+    keying: Vec<usize>,
+    /// `fingerprint`: the stream goes into this hash instead of a `bytes` object or a file.
+    pub hasher: Option<Box<blake3::Hasher>>,
 }
 
 impl<'py> Dumper<'py> {
@@ -142,12 +151,18 @@ impl<'py> Dumper<'py> {
             plain_classes: instance::PlainClasses::default(),
             by_value: by_value_function::ByValueCache::default(),
             compat: None,
+            mode: crate::deterministic::Mode::default(),
+            content: crate::memo::ContentIndex::default(),
+            keying: Vec::new(),
+            hasher: None,
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
 
     /// Write a whole pickle of `obj`: PROTO, the object, STOP, then the last frame.
     pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        // The by-value layer's reducers read the mode from the thread (see deterministic.rs).
+        let _mode = crate::deterministic::enter(self.mode);
         if self.proto >= 2 {
             self.write(&[PROTO, self.proto])?;
             if self.proto >= 4 {
@@ -167,8 +182,13 @@ impl<'py> Dumper<'py> {
         buf.finish(self.py, len)
     }
 
-    /// Hand everything written so far to `file.write`.
+    /// Hand everything written so far to `file.write` (or to the fingerprint's hash).
     pub fn flush_to_file(&mut self) -> PyResult<()> {
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(self.out.as_slice());
+            self.out.clear();
+            return Ok(());
+        }
         if let Some(write) = self.file_write.clone() {
             if !self.out.is_empty() {
                 let data = self.take_output()?;
@@ -201,6 +221,16 @@ impl<'py> Dumper<'py> {
             return self.write(payload);
         }
         let header = header.as_slice();
+        if self.hasher.is_some() {
+            // Hashed where it lies, never copied into the output.
+            self.out.commit_frame();
+            self.flush_to_file()?;
+            if let Some(hasher) = self.hasher.as_mut() {
+                hasher.update(header);
+                hasher.update(payload);
+            }
+            return Ok(());
+        }
         match self.file_write.clone() {
             None => Ok(self.out.write_unframed(header, payload)?),
             Some(write) => {
@@ -225,10 +255,24 @@ impl<'py> Dumper<'py> {
     /// Between opcodes: commit a full frame and, when writing to a file, flush it.
     #[inline]
     fn opcode_boundary(&mut self) -> SaveResult {
-        if self.out.opcode_boundary() && self.file_write.is_some() {
+        if self.out.opcode_boundary() && (self.file_write.is_some() || self.hasher.is_some()) {
+            self.flush_to_file()?;
+        } else if self.hasher.is_some()
+            && !self.out.framing()
+            && self.out.len() >= crate::writer::FRAME_SIZE_TARGET
+        {
+            // Protocols 0-3 have no frames: the hash takes the stream in slices of this size.
             self.flush_to_file()?;
         }
         Ok(())
+    }
+
+    /// `fingerprint`: the hex digest of everything written.
+    pub fn finish_hash(&mut self) -> PyResult<String> {
+        self.out.commit_frame();
+        self.flush_to_file()?;
+        let hasher = self.hasher.take().unwrap_or_default();
+        Ok(hasher.finalize().to_hex().to_string())
     }
 
     #[inline]
@@ -289,6 +333,14 @@ impl<'py> Dumper<'py> {
         }
         if let Some(float) = subject.exact::<PyFloat>() {
             return self.save_float(float);
+        }
+        if self.mode.deterministic {
+            if let Some(text) = subject.exact::<PyString>() {
+                return self.save_str_by_content(text);
+            }
+            if let Some(bytes) = subject.exact::<PyBytes>() {
+                return self.save_bytes_by_content(bytes);
+            }
         }
         if let Some(idx) = self.memo.get(obj) {
             return self.memo_get(idx);

@@ -274,6 +274,13 @@ impl<B: Buffer> Output<B> {
         result
     }
 
+    /// Forget the bytes written, keeping the storage (they have been handed on). Any open
+    /// frame must have been committed.
+    pub fn clear(&mut self) {
+        debug_assert!(self.frame_start.is_none());
+        self.len = 0;
+    }
+
     /// Give back the buffer and the number of bytes written, leaving `fresh` in its place.
     /// Any open frame must have been committed.
     pub fn take(&mut self, mut fresh: B) -> (B, usize) {

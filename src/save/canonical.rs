@@ -1,0 +1,181 @@
+//! Deterministic mode on the save path (see `crate::deterministic` for the rules): str and
+//! bytes memoised by content, and sets written in a canonical order.
+//!
+//! **Set order.** The items are sorted by a key that depends on the item's content alone:
+//! for atoms (None, bool, int, float, str, bytes) and tuples and frozensets of atoms, a tagged
+//! encoding built here without Python calls; for anything else, the item's own deterministic
+//! pickle, made by a fresh dumper with an empty memo (so the key does not depend on what the
+//! payload wrote before). Mixed types sort by their tag first. The items are then written in
+//! that order by this dumper, with its memo, as usual.
+//!
+//! A set whose item leads back to the set (through an object's state) would make keying
+//! recurse forever: while a set's items are keyed, a sub-dump that meets the same set writes
+//! a fixed placeholder instead (keys are compared, never loaded).
+//!
+//! Keying a non-atom item runs its reducers once more (the sub-dump) before the item is
+//! written: deterministic mode calls user reducers of set items twice.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
+
+use super::Dumper;
+use crate::errors::SaveResult;
+use crate::memo::{ContentIndex, Memo};
+use crate::writer::opcodes::*;
+
+/// Content kinds of the content memo.
+const STR: u8 = b's';
+const BYTES: u8 = b'b';
+
+/// How deep tuples and frozensets of atoms are keyed in place; deeper ones are sub-dumped.
+const MAX_ATOM_DEPTH: usize = 16;
+
+impl<'py> Dumper<'py> {
+    /// A str, memoised by its text: a memo GET when an equal str was written before.
+    pub(super) fn save_str_by_content(&mut self, text: &Bound<'py, PyString>) -> SaveResult {
+        // Lone surrogates have no UTF-8 form to key: such a str is written in full each time.
+        let Some(utf8) = crate::ffi::str_utf8(text) else {
+            return self.write_str(text);
+        };
+        let key = ContentIndex::key(STR, utf8);
+        let memo = &self.memo;
+        let found = self.content.find(key, |idx| {
+            memo.object(idx)
+                .and_then(|o| o.cast::<PyString>().ok())
+                .and_then(crate::ffi::str_utf8)
+                == Some(utf8)
+        });
+        if let Some(idx) = found {
+            return self.memo_get(idx);
+        }
+        self.write_str(text)?;
+        let idx = self.memo.put_unindexed(text.as_any());
+        self.content.insert(key, idx);
+        self.write_memo_put(idx)
+    }
+
+    /// A bytes object, memoised by its content.
+    pub(super) fn save_bytes_by_content(&mut self, bytes: &Bound<'py, PyBytes>) -> SaveResult {
+        let data = bytes.as_bytes();
+        let key = ContentIndex::key(BYTES, data);
+        let memo = &self.memo;
+        let found = self.content.find(key, |idx| {
+            memo.object(idx)
+                .and_then(|o| o.cast::<PyBytes>().ok())
+                .is_some_and(|b| b.as_bytes() == data)
+        });
+        if let Some(idx) = found {
+            return self.memo_get(idx);
+        }
+        self.write_bytes_value(bytes)?;
+        let idx = self.memo.put_unindexed(bytes.as_any());
+        self.content.insert(key, idx);
+        self.write_memo_put(idx)
+    }
+
+    /// Whether this dumper is keying `set`'s items (a sub-dump that met the set again): the
+    /// caller writes a placeholder instead of the set.
+    pub(super) fn is_being_keyed(&self, set: &Bound<'py, PyAny>) -> bool {
+        self.keying.contains(&(set.as_ptr() as usize))
+    }
+
+    /// The items of a set or frozenset in canonical order.
+    pub(super) fn canonical_items(
+        &mut self,
+        set: &Bound<'py, PyAny>,
+    ) -> SaveResult<Vec<Bound<'py, PyAny>>> {
+        let items = set.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        if items.len() < 2 {
+            return Ok(items);
+        }
+        self.keying.push(set.as_ptr() as usize);
+        let keyed = items
+            .into_iter()
+            .map(|item| Ok((self.sort_key(&item)?, item)))
+            .collect::<SaveResult<Vec<_>>>();
+        self.keying.pop();
+        let mut keyed = keyed?;
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keyed.into_iter().map(|(_, item)| item).collect())
+    }
+
+    /// The sort key of one set item.
+    fn sort_key(&mut self, item: &Bound<'py, PyAny>) -> SaveResult<Vec<u8>> {
+        let mut key = Vec::new();
+        if atom_key(item, &mut key, 0)? {
+            return Ok(key);
+        }
+        key.clear();
+        key.push(b'~');
+        let mut sub = Dumper::new(
+            self.py,
+            self.lk,
+            self.proto,
+            Memo::new(),
+            self.hooks.clone(),
+            None,
+            None,
+        );
+        sub.mode = self.mode;
+        sub.keying.clone_from(&self.keying);
+        sub.depth = self.depth;
+        sub.save(item)?;
+        key.extend_from_slice(sub.take_output()?.as_bytes());
+        Ok(key)
+    }
+
+    /// What a sub-dump writes for a set it is already keying.
+    pub(super) fn save_keying_placeholder(&mut self) -> SaveResult {
+        self.write(&[NONE])
+    }
+}
+
+/// Append the key of an atom (or a tuple or frozenset of atoms) to `key`: a tag, the length
+/// and the content. False when `value` is not one (the caller sub-dumps it).
+fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> PyResult<bool> {
+    let field = |key: &mut Vec<u8>, tag: u8, data: &[u8]| {
+        key.push(tag);
+        key.extend_from_slice(&(data.len() as u64).to_be_bytes());
+        key.extend_from_slice(data);
+    };
+    if value.is_none() {
+        field(key, 0, b"");
+    } else if let Ok(b) = value.cast_exact::<pyo3::types::PyBool>() {
+        field(key, 1, &[u8::from(b.is_true())]);
+    } else if let Ok(int) = value.cast_exact::<PyInt>() {
+        field(key, 2, &crate::ffi::int_to_signed_le_bytes(int)?);
+    } else if let Ok(f) = value.cast_exact::<PyFloat>() {
+        field(key, 3, &f.value().to_bits().to_be_bytes());
+    } else if let Ok(s) = value.cast_exact::<PyString>() {
+        let Some(utf8) = crate::ffi::str_utf8(s) else {
+            return Ok(false);
+        };
+        field(key, 4, utf8);
+    } else if let Ok(b) = value.cast_exact::<PyBytes>() {
+        field(key, 5, b.as_bytes());
+    } else if depth >= MAX_ATOM_DEPTH {
+        return Ok(false);
+    } else if let Ok(t) = value.cast_exact::<PyTuple>() {
+        let mut inner = Vec::new();
+        for item in t.iter() {
+            if !atom_key(&item, &mut inner, depth + 1)? {
+                return Ok(false);
+            }
+        }
+        field(key, 6, &inner);
+    } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
+        let mut parts = Vec::with_capacity(s.len());
+        for item in s.iter() {
+            let mut part = Vec::new();
+            if !atom_key(&item, &mut part, depth + 1)? {
+                return Ok(false);
+            }
+            parts.push(part);
+        }
+        parts.sort_unstable();
+        field(key, 7, &parts.concat());
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
