@@ -351,6 +351,19 @@ pub fn type_dealloc(tp: &Bound<'_, PyType>) -> usize {
     unsafe { (*tp.as_type_ptr()).tp_dealloc.map_or(0, |f| f as usize) }
 }
 
+/// A type's `tp_name`: `module.Name` for types defined in C, the bare `__name__` for classes
+/// made by a class statement. Valid as long as the type lives (the lifetime says so).
+pub fn type_name_bytes<'a>(tp: &'a Bound<'_, PyType>) -> &'a [u8] {
+    // SAFETY: `tp_name` of a live type is a NUL-terminated string it owns (or null).
+    unsafe {
+        let name = (*tp.as_type_ptr()).tp_name;
+        if name.is_null() {
+            return b"";
+        }
+        std::ffi::CStr::from_ptr(name).to_bytes()
+    }
+}
+
 /// A class's own namespace dict, read directly (no mappingproxy); None when the type keeps
 /// none there (3.12+ builtin static types keep theirs elsewhere).
 pub fn type_dict<'py>(tp: &Bound<'py, PyType>) -> Option<Bound<'py, PyDict>> {

@@ -127,6 +127,11 @@ impl AddressTable {
 pub struct Memo<'py> {
     index: AddressTable,
     objects: Vec<Bound<'py, PyAny>>,
+    /// Objects indexed under another object's entry ([`Memo::alias`]), kept alive with it.
+    aliases: Vec<Bound<'py, PyAny>>,
+    /// Deterministic mode's str and bytes by content (kept with the memo across a
+    /// `Pickler`'s dumps, like the identity index).
+    content: ContentIndex,
 }
 
 /// A memo kept between `Pickler.dump` calls, detached from any interpreter borrow.
@@ -134,6 +139,8 @@ pub struct Memo<'py> {
 pub struct MemoStore {
     index: AddressTable,
     objects: Vec<Py<PyAny>>,
+    aliases: Vec<Py<PyAny>>,
+    content: ContentIndex,
 }
 
 impl<'py> Memo<'py> {
@@ -141,6 +148,8 @@ impl<'py> Memo<'py> {
         Memo {
             index: AddressTable::recycled(),
             objects: Vec::new(),
+            aliases: Vec::new(),
+            content: ContentIndex::default(),
         }
     }
 
@@ -174,13 +183,42 @@ impl<'py> Memo<'py> {
         idx
     }
 
-    /// Record `obj` under the next index without making it findable by identity: deterministic
-    /// mode's str and bytes, found by content instead ([`ContentIndex`]). The memo keeps
-    /// the object (alive, and for comparing content).
-    pub fn put_unindexed(&mut self, obj: &Bound<'py, PyAny>) -> usize {
-        let idx = self.objects.len();
-        self.objects.push(obj.clone());
-        idx
+    /// Deterministic mode: the index of a memoised object that `same` accepts among those
+    /// stored under content key `key`; if none, the next index (which the caller then
+    /// memoises its object under, with nothing memoised in between) is recorded for `key`.
+    pub fn find_or_reserve_content(
+        &mut self,
+        key: u64,
+        same: impl Fn(&Bound<'py, PyAny>) -> bool,
+    ) -> Option<usize> {
+        let next = self.objects.len();
+        let objects = &self.objects;
+        self.content
+            .find_or_insert(key, next, |idx| objects.get(idx).is_some_and(&same))
+    }
+
+    /// Record content key `key` for memo index `idx`.
+    pub fn insert_content(&mut self, key: u64, idx: usize) {
+        self.content.insert(key, idx);
+    }
+
+    /// Deterministic mode: the index of a memoised object that `same` accepts among those
+    /// stored under content key `key`, without recording anything.
+    pub fn find_content(
+        &self,
+        key: u64,
+        same: impl Fn(&Bound<'py, PyAny>) -> bool,
+    ) -> Option<usize> {
+        self.content
+            .find(key, |idx| self.objects.get(idx).is_some_and(&same))
+    }
+
+    /// Make `obj` found by identity under the existing index `idx`: deterministic mode's str
+    /// or bytes equal to one memoised before. The memo keeps `obj` alive too (its address must
+    /// not be reused by another object while the entry exists).
+    pub fn alias(&mut self, obj: &Bound<'py, PyAny>, idx: usize) {
+        self.index.insert(obj.as_ptr() as usize, idx);
+        self.aliases.push(obj.clone());
     }
 
     /// The object stored under `idx`.
@@ -203,6 +241,11 @@ impl<'py> Memo<'py> {
                 .into_iter()
                 .map(Bound::unbind)
                 .collect(),
+            aliases: std::mem::take(&mut self.aliases)
+                .into_iter()
+                .map(Bound::unbind)
+                .collect(),
+            content: std::mem::take(&mut self.content),
         }
     }
 
@@ -214,6 +257,12 @@ impl<'py> Memo<'py> {
                 .into_iter()
                 .map(|o| o.into_bound(py))
                 .collect(),
+            aliases: store
+                .aliases
+                .into_iter()
+                .map(|o| o.into_bound(py))
+                .collect(),
+            content: store.content,
         }
     }
 }
@@ -231,8 +280,9 @@ impl Default for Memo<'_> {
 }
 
 impl MemoStore {
-    pub fn objects(&self) -> &[Py<PyAny>] {
-        &self.objects
+    /// Every object the memo keeps alive (for the garbage collector's traversal).
+    pub fn objects(&self) -> impl Iterator<Item = &Py<PyAny>> {
+        self.objects.iter().chain(&self.aliases)
     }
 }
 
@@ -268,9 +318,20 @@ impl ContentIndex {
             h.write(&data[..SAMPLE]);
             h.write(&data[data.len() - SAMPLE..]);
         }
-        h.finish()
+        // FxHash's last multiply leaves the low bits depending on the low bits of the last
+        // word only (texts that differ in their last bytes share them), and the table picks
+        // buckets by the low bits: mix the high bits down (MurmurHash3's finaliser).
+        let mut x = h.finish();
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
     }
 
+    /// The memo index of an entry under `key` that `same` accepts; if there is none, `next`
+    /// (the index the caller is about to memoise the content under) is recorded and None
+    /// returned. One table probe either way.
     /// The memo index of the first entry under `key` that `same` accepts.
     pub fn find(&self, key: u64, mut same: impl FnMut(usize) -> bool) -> Option<usize> {
         let first = *self.first.get(&key)?;
@@ -287,6 +348,32 @@ impl ContentIndex {
             }
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.more.entry(key).or_default().push(idx);
+            }
+        }
+    }
+
+    pub fn find_or_insert(
+        &mut self,
+        key: u64,
+        next: usize,
+        mut same: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        match self.first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(next);
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let first = *slot.get();
+                if same(first) {
+                    return Some(first);
+                }
+                let more = self.more.entry(key).or_default();
+                if let Some(found) = more.iter().copied().find(|&idx| same(idx)) {
+                    return Some(found);
+                }
+                more.push(next);
+                None
             }
         }
     }

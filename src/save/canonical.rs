@@ -38,19 +38,20 @@ impl<'py> Dumper<'py> {
             return self.write_str(text);
         };
         let key = ContentIndex::key(STR, utf8);
-        let memo = &self.memo;
-        let found = self.content.find(key, |idx| {
-            memo.object(idx)
-                .and_then(|o| o.cast::<PyString>().ok())
-                .and_then(crate::ffi::str_utf8)
-                == Some(utf8)
+        let next = self.memo.len();
+        let found = self.memo.find_or_reserve_content(key, |o| {
+            o.cast::<PyString>().ok().and_then(crate::ffi::str_utf8) == Some(utf8)
         });
         if let Some(idx) = found {
+            // An equal str that is another object: found by identity from now on.
+            self.memo.alias(text.as_any(), idx);
             return self.memo_get(idx);
         }
         self.write_str(text)?;
-        let idx = self.memo.put_unindexed(text.as_any());
-        self.content.insert(key, idx);
+        // Indexed by identity too: the same object again is then found by `save`'s memo
+        // lookup, at the cost of an address probe. It is the same entry content would find.
+        let idx = self.memo.put(text.as_any());
+        debug_assert_eq!(idx, next);
         self.write_memo_put(idx)
     }
 
@@ -58,18 +59,18 @@ impl<'py> Dumper<'py> {
     pub(super) fn save_bytes_by_content(&mut self, bytes: &Bound<'py, PyBytes>) -> SaveResult {
         let data = bytes.as_bytes();
         let key = ContentIndex::key(BYTES, data);
-        let memo = &self.memo;
-        let found = self.content.find(key, |idx| {
-            memo.object(idx)
-                .and_then(|o| o.cast::<PyBytes>().ok())
-                .is_some_and(|b| b.as_bytes() == data)
+        let found = self.memo.find_content(key, |o| {
+            o.cast::<PyBytes>().is_ok_and(|b| b.as_bytes() == data)
         });
         if let Some(idx) = found {
+            self.memo.alias(bytes.as_any(), idx);
             return self.memo_get(idx);
         }
+        // Protocols 0-2 write bytes through a reduce, whose parts take memo entries first:
+        // the index is known only now.
         self.write_bytes_value(bytes)?;
-        let idx = self.memo.put_unindexed(bytes.as_any());
-        self.content.insert(key, idx);
+        let idx = self.memo.put(bytes.as_any());
+        self.memo.insert_content(key, idx);
         self.write_memo_put(idx)
     }
 

@@ -117,8 +117,6 @@ pub struct Dumper<'py> {
     pub compat: Option<compat::Compat<'py>>,
     /// Deterministic mode and its options (`crate::deterministic`).
     pub mode: crate::deterministic::Mode,
-    /// Deterministic mode: the str and bytes written so far, by content.
-    content: crate::memo::ContentIndex,
     /// Deterministic mode: the sets whose items are being keyed (see canonical.rs).
     keying: Vec<usize>,
     /// `fingerprint`: the stream goes into this hash instead of a `bytes` object or a file.
@@ -152,7 +150,6 @@ impl<'py> Dumper<'py> {
             by_value: by_value_function::ByValueCache::default(),
             compat: None,
             mode: crate::deterministic::Mode::default(),
-            content: crate::memo::ContentIndex::default(),
             keying: Vec::new(),
             hasher: None,
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
@@ -334,6 +331,9 @@ impl<'py> Dumper<'py> {
         if let Some(float) = subject.exact::<PyFloat>() {
             return self.save_float(float);
         }
+        if let Some(idx) = self.memo.get(obj) {
+            return self.memo_get(idx);
+        }
         if self.mode.deterministic {
             if let Some(text) = subject.exact::<PyString>() {
                 return self.save_str_by_content(text);
@@ -341,9 +341,6 @@ impl<'py> Dumper<'py> {
             if let Some(bytes) = subject.exact::<PyBytes>() {
                 return self.save_bytes_by_content(bytes);
             }
-        }
-        if let Some(idx) = self.memo.get(obj) {
-            return self.memo_get(idx);
         }
         if let Some(text) = subject.exact::<PyString>() {
             return self.save_str(text);
