@@ -149,8 +149,13 @@ fn short_repr(obj: &Bound<'_, PyAny>) -> String {
 /// Render the path, outermost step first, as a Python-like expression rooted at `obj`.
 /// A state dict's entries read as attributes (`.lock`), since that is what they become.
 pub fn format_path(py: Python<'_>, path: &[PathSegment], proto: u8) -> String {
-    let mut text = String::from("obj");
     let steps: Vec<&PathSegment> = path.iter().rev().collect();
+    format_steps(py, &steps, proto)
+}
+
+/// [`format_path`] for steps given outermost first (the order `explain` keeps them in).
+pub fn format_steps(py: Python<'_>, steps: &[&PathSegment], proto: u8) -> String {
+    let mut text = String::from("obj");
     let mut i = 0;
     while i < steps.len() {
         match steps[i] {

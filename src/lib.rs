@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 mod _skypickle {
     #[pymodule_export]
-    use crate::pickler::{dump, dumps, fingerprint, Pickler};
+    use crate::pickler::{dump, dumps, explain, fingerprint, Pickler};
 
     // The by-value registry and the decision (cloudpickle's names).
     #[pymodule_export]

@@ -100,8 +100,9 @@ fn default_hooks<'py>(py: Python<'py>, lk: &Known) -> PyResult<Hooks<'py>> {
 #[pyfunction]
 #[pyo3(signature = (
     obj, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-    normalize_paths=false
+    normalize_paths=false, max_bytes=None
 ))]
+#[allow(clippy::too_many_arguments)]
 pub fn dumps<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
@@ -110,6 +111,7 @@ pub fn dumps<'py>(
     compat: Option<&Bound<'py, PyAny>>,
     deterministic: bool,
     normalize_paths: bool,
+    max_bytes: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
@@ -120,8 +122,33 @@ pub fn dumps<'py>(
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
     dumper.compat = compat.map(Compat::new);
     dumper.mode = mode;
+    dumper.set_max_bytes(max_bytes);
     run_dump(&mut dumper, obj)?;
     dumper.take_output()
+}
+
+/// `_explain(obj, protocol=None, compat=None)`: what a payload of `obj` carries, measured by
+/// pickling it once with nothing kept but the measurements (see save/trace.rs); the Python
+/// side (`skypickle.explain`) makes an `Explanation` of the dict returned.
+#[pyfunction]
+#[pyo3(name = "_explain", signature = (obj, protocol=None, compat=None))]
+pub fn explain<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    protocol: Option<&Bound<'py, PyAny>>,
+    compat: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let lk = known::get(py)?;
+    let proto = resolve_protocol(protocol)?;
+    let compat = resolve_compat_target(py, compat)?;
+    let hooks = default_hooks(py, lk)?;
+    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
+    dumper.compat = compat.map(Compat::new);
+    dumper.discard = true;
+    dumper.trace = Some(Box::default());
+    run_dump(&mut dumper, obj)?;
+    dumper.flush_to_file()?;
+    dumper.trace_report()
 }
 
 /// `fingerprint(obj, *, protocol=None, normalize_paths=False)`: the BLAKE3 digest (64 hex
@@ -152,7 +179,7 @@ pub fn fingerprint<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     obj, file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-    normalize_paths=false
+    normalize_paths=false, max_bytes=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
@@ -164,6 +191,7 @@ pub fn dump<'py>(
     compat: Option<&Bound<'py, PyAny>>,
     deterministic: bool,
     normalize_paths: bool,
+    max_bytes: Option<usize>,
 ) -> PyResult<()> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
@@ -183,6 +211,7 @@ pub fn dump<'py>(
     );
     dumper.compat = compat.map(Compat::new);
     dumper.mode = mode;
+    dumper.set_max_bytes(max_bytes);
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }
@@ -204,6 +233,8 @@ pub struct Pickler {
     compat: Option<Py<PyString>>,
     /// `deterministic=`, `normalize_paths=`.
     mode: Mode,
+    /// `max_bytes=`, per dump.
+    max_bytes: Option<usize>,
     memo: MemoStore,
     /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
     globals_ref: Py<PyDict>,
@@ -269,6 +300,7 @@ impl Pickler {
             buffer_callback: None,
             compat: None,
             mode: Mode::default(),
+            max_bytes: None,
             memo: MemoStore::default(),
             globals_ref: PyDict::new(py).unbind(),
             initialized: true,
@@ -277,8 +309,9 @@ impl Pickler {
 
     #[pyo3(signature = (
         file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-        normalize_paths=false
+        normalize_paths=false, max_bytes=None
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn __init__(
         &mut self,
         file: &Bound<'_, PyAny>,
@@ -287,7 +320,9 @@ impl Pickler {
         compat: Option<&Bound<'_, PyAny>>,
         deterministic: bool,
         normalize_paths: bool,
+        max_bytes: Option<usize>,
     ) -> PyResult<()> {
+        self.max_bytes = max_bytes;
         let proto = resolve_protocol(protocol)?;
         let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
         self.compat = resolve_compat_target(file.py(), compat)?.map(Bound::unbind);
@@ -306,7 +341,7 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let lk = known::get(py)?;
-        let (write, proto, buffer_callback, memo, globals_ref, compat, mode) = {
+        let (write, proto, buffer_callback, memo, globals_ref, compat, mode, max_bytes) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
                 let name = slf.get_type().name()?;
@@ -324,6 +359,7 @@ impl Pickler {
                 this.globals_ref.clone_ref(py),
                 this.compat.as_ref().map(|c| c.clone_ref(py)),
                 this.mode,
+                this.max_bytes,
             )
         };
         let hooks = match Self::hooks(slf, lk) {
@@ -345,6 +381,7 @@ impl Pickler {
         dumper.globals_ref = globals_ref.into_bound(py);
         dumper.compat = compat.map(|c| Compat::new(c.into_bound(py)));
         dumper.mode = mode;
+        dumper.set_max_bytes(max_bytes);
         let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
         let memo = std::mem::take(&mut dumper.memo).into_store();
         drop(dumper);

@@ -578,15 +578,15 @@ def _globals_of(d: SymDict, wire: tuple = ()) -> list:
 
 
 def format_report(path: str, report: dict) -> str:
+    from . import _report
+
     out = io.StringIO()
     w = out.write
-    w(f"{path}: {report['size']:,} bytes, pickle protocol {report['protocol']}")
-    w(f", {report['out_of_band_buffers']} out-of-band buffer(s)")
+    extra = f", {report['out_of_band_buffers']} out-of-band buffer(s)"
     if report["persistent_ids"]:
-        w(f", {report['persistent_ids']} persistent id(s)")
-    w("\n\nModules imported on load:\n")
-    for m in report["modules"] or ["(none)"]:
-        w(f"  {m}\n")
+        extra += f", {report['persistent_ids']} persistent id(s)"
+    w(_report.header(f"inspect {path}", report["size"], report["protocol"], extra))
+    w(_report.modules_section(report["modules"]))
     w("\nGlobals looked up by name:\n")
     for g in report["globals"] or ["(none)"]:
         w(f"  {g}\n")
@@ -595,7 +595,7 @@ def format_report(path: str, report: dict) -> str:
         w(f"  {fn['qualname']}  ({fn['file']}, line {fn['line']}; code for CPython ")
         w(f"{fn['python']})\n")
         for g in fn["globals"]:
-            w(f"      global {g['name']}: {g['kind']}, {g['size']:,} bytes\n")
+            w(f"      global {g['name']}: {g['kind']}, {_report.human_size(g['size'])}\n")
     w(f"\nClasses carried by value: {len(report['classes'])}\n")
     for cls in report["classes"]:
         where = f"{cls.get('file', '?')}, line {cls.get('line', '?')}"

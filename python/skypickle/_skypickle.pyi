@@ -104,7 +104,11 @@ def dumps(
     compat: str | None = None,
     deterministic: bool = False,
     normalize_paths: bool = False,
+    max_bytes: int | None = None,
 ) -> bytes: ...
+def _explain(
+    obj: Any, protocol: int | None = None, compat: str | None = None
+) -> dict[str, Any]: ...
 def fingerprint(
     obj: Any, *, protocol: int | None = None, normalize_paths: bool = False
 ) -> str: ...
@@ -117,6 +121,7 @@ def dump(
     compat: str | None = None,
     deterministic: bool = False,
     normalize_paths: bool = False,
+    max_bytes: int | None = None,
 ) -> None: ...
 
 # Its instances have a layout of their own (a Rust struct): it cannot be a base together with
@@ -139,6 +144,7 @@ class Pickler:
         compat: str | None = None,
         deterministic: bool = False,
         normalize_paths: bool = False,
+        max_bytes: int | None = None,
     ) -> None: ...
     @property
     def proto(self) -> int: ...

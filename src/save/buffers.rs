@@ -74,6 +74,14 @@ impl<'py> Dumper<'py> {
             None => true,
         };
         if !in_band {
+            if self.trace.is_some() {
+                let len = owned.as_bytes()?.len();
+                self.in_entry(
+                    super::trace::Kind::Buffer,
+                    || (format!("{len} bytes, out of band"), None),
+                    |_| Ok(()),
+                )?;
+            }
             return if readonly {
                 self.write(&[NEXT_BUFFER, READONLY_BUFFER])
             } else {
@@ -84,12 +92,18 @@ impl<'py> Dumper<'py> {
         // whatever user code did or does meanwhile (release the PickleBuffer, drop its base),
         // the memory stays.
         let data = owned.as_bytes()?;
-        let result = if readonly {
-            self.save_bytes_data(obj, data)
-        } else {
-            self.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))
-                .and_then(|()| self.memo_put(obj))
-        };
+        let result = self.in_entry(
+            super::trace::Kind::Buffer,
+            || (format!("{} bytes, in band", data.len()), None),
+            |this| {
+                if readonly {
+                    this.save_bytes_data(obj, data)
+                } else {
+                    this.write_bytes(&encode::bytearray_header(data.len()), data, Some(obj))
+                        .and_then(|()| this.memo_put(obj))
+                }
+            },
+        );
         drop(owned);
         result
     }

@@ -5,9 +5,10 @@
 
 use pyo3::prelude::*;
 
+use super::trace::Kind;
 use super::Dumper;
 use crate::by_value::class_parts::ClassParts;
-use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::errors::{PathSegment, SaveResult};
 use crate::wire::op;
 use crate::writer::opcodes::*;
 
@@ -33,9 +34,7 @@ impl<'py> Dumper<'py> {
         }
         self.begin_wire_call(parts.skeleton_op())?;
         for (i, arg) in args.iter().enumerate() {
-            self.save(arg)
-                .at(|| PathSegment::Item(i))
-                .at(|| PathSegment::ReduceArgs)?;
+            self.save_at2(arg, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
         }
         self.end_wire_call()?;
         if let Some(idx) = self.memo.get(cls) {
@@ -51,10 +50,13 @@ impl<'py> Dumper<'py> {
             parts.class_dict.iter(),
             super::Dumper::save_name,
             |this, key, value| {
-                this.save(value)
-                    .at(|| PathSegment::Value(key.clone().unbind()))
-                    .at(|| PathSegment::Item(0))
-                    .at(|| PathSegment::State)
+                this.save_through(
+                    value,
+                    Some(Kind::ClassAttribute),
+                    &[&|| PathSegment::State, &|| PathSegment::Item(0), &|| {
+                        PathSegment::Value(key.clone().unbind())
+                    }],
+                )
             },
         )?;
         // The slot state: always empty (a dict of its own, memoised like any dict, so the

@@ -26,6 +26,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyFunction, PyInt, PyString, PyTuple};
 
+use super::trace::Kind;
 use super::Dumper;
 use crate::by_value::code::{code_args, code_info, CodeArg};
 use crate::by_value::function_parts::FunctionParts;
@@ -160,7 +161,7 @@ impl<'py> Dumper<'py> {
                 CodeArg::Number(value) => self.save(&value)?,
                 CodeArg::Bytes(value) => self.save_code_bytes(&value)?,
                 CodeArg::Consts(value) => {
-                    self.save(&value).at(|| PathSegment::Attr("co_consts"))?;
+                    self.save_at(&value, || PathSegment::Attr("co_consts"))?;
                 }
                 CodeArg::Names(value) => self.save_name_tuple(&value)?,
                 CodeArg::Name(value) => self.save_name(&value)?,
@@ -193,7 +194,7 @@ impl<'py> Dumper<'py> {
             }
             self.begin_wire_call(op::CELL_SET)?;
             self.save(cell)?;
-            self.save(&contents).at(|| PathSegment::State)?;
+            self.save_at(&contents, || PathSegment::State)?;
             self.end_wire_call()?;
             self.write(&[POP])?;
         }
@@ -257,9 +258,13 @@ impl<'py> Dumper<'py> {
             globals,
             |this, name| this.save_name(name.as_any()),
             |this, name, value| {
-                this.save(value)
-                    .at(|| PathSegment::Value(name.clone().into_any().unbind()))
-                    .at(|| PathSegment::Attr("__globals__"))
+                this.save_through(
+                    value,
+                    Some(Kind::Global),
+                    &[&|| PathSegment::Attr("__globals__"), &|| {
+                        PathSegment::Value(name.clone().into_any().unbind())
+                    }],
+                )
             },
         )
     }
@@ -293,10 +298,16 @@ impl<'py> Dumper<'py> {
         Ok(fills)
     }
 
-    /// `value`, or None.
-    fn save_optional(&mut self, value: Option<&Bound<'py, PyAny>>) -> SaveResult {
+    /// `__defaults__` or `__kwdefaults__` (`attr`), or None.
+    pub(super) fn save_defaults(
+        &mut self,
+        value: Option<&Bound<'py, PyAny>>,
+        attr: &'static str,
+    ) -> SaveResult {
         match value {
-            Some(value) => self.save(value),
+            Some(value) => {
+                self.save_through(value, Some(Kind::Defaults), &[&|| PathSegment::Attr(attr)])
+            }
             None => self.write(&[NONE]),
         }
     }
@@ -347,9 +358,8 @@ impl<'py> Dumper<'py> {
 
         // 1. The function itself, with empty cells.
         self.begin_wire_call(op::NEW_FUNCTION)?;
-        self.save(&code).at(|| PathSegment::Attr("__code__"))?;
-        self.save(base_globals.as_any())
-            .at(|| PathSegment::Attr("__globals__"))?;
+        self.save_at(&code, || PathSegment::Attr("__code__"))?;
+        self.save_at(base_globals.as_any(), || PathSegment::Attr("__globals__"))?;
         let fills: Vec<(usize, Bound<'py, PyAny>)> = self
             .save_closure(closure.as_ref())?
             .into_iter()
@@ -365,12 +375,10 @@ impl<'py> Dumper<'py> {
         if let Some(last) = early_last {
             self.save_globals_dict(early_globals)?;
             if last >= 1 {
-                self.save_optional(early_defaults.as_ref())
-                    .at(|| PathSegment::Attr("__defaults__"))?;
+                self.save_defaults(early_defaults.as_ref(), "__defaults__")?;
             }
             if last >= 2 {
-                self.save_optional(early_kwdefaults.as_ref())
-                    .at(|| PathSegment::Attr("__kwdefaults__"))?;
+                self.save_defaults(early_kwdefaults.as_ref(), "__kwdefaults__")?;
             }
         }
         self.end_wire_call()?;
@@ -404,12 +412,10 @@ impl<'py> Dumper<'py> {
         self.save(func)?;
         self.save_globals_dict(globals)?;
         if last >= 1 {
-            self.save_optional(defaults.as_ref())
-                .at(|| PathSegment::Attr("__defaults__"))?;
+            self.save_defaults(defaults.as_ref(), "__defaults__")?;
         }
         if last >= 2 {
-            self.save_optional(kwdefaults.as_ref())
-                .at(|| PathSegment::Attr("__kwdefaults__"))?;
+            self.save_defaults(kwdefaults.as_ref(), "__kwdefaults__")?;
         }
         if last >= 3 {
             if fills.is_empty() {
@@ -420,10 +426,15 @@ impl<'py> Dumper<'py> {
                     |this, i| this.save(PyInt::new(py, *i).as_any()),
                     |this, i, value| {
                         let i = *i;
-                        this.save(value)
-                            .at(|| PathSegment::Attr("cell_contents"))
-                            .at(|| PathSegment::Item(i))
-                            .at(|| PathSegment::Attr("__closure__"))
+                        this.save_through(
+                            value,
+                            Some(Kind::Cell),
+                            &[
+                                &|| PathSegment::Attr("__closure__"),
+                                &|| PathSegment::Item(i),
+                                &|| PathSegment::Attr("cell_contents"),
+                            ],
+                        )
                     },
                 )?;
             }
@@ -444,9 +455,13 @@ impl<'py> Dumper<'py> {
         }
         if let Some(dict) = func_dict {
             self.save_transient_dict(dict.iter(), super::Dumper::save_name, |this, key, value| {
-                this.save(value)
-                    .at(|| PathSegment::Value(key.clone().unbind()))
-                    .at(|| PathSegment::Attr("__dict__"))
+                this.save_through(
+                    value,
+                    None,
+                    &[&|| PathSegment::Attr("__dict__"), &|| {
+                        PathSegment::Value(key.clone().unbind())
+                    }],
+                )
             })?;
         }
         self.end_wire_call()?;

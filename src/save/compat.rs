@@ -26,6 +26,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
+use super::trace::Kind;
 use super::Dumper;
 use crate::by_value::class_parts::{ClassParts, Skeleton};
 use crate::by_value::function_parts::FunctionParts;
@@ -158,6 +159,9 @@ impl<'py> Dumper<'py> {
             return self.memo_get(idx);
         }
         let module = compat.module.clone();
+        if self.trace.is_some() {
+            self.trace_import(module.as_any(), PyString::new(py, name).as_any());
+        }
         if self.proto >= 4 {
             self.save_name(module.as_any())?;
             self.save_static_name(name)?;
@@ -216,7 +220,11 @@ impl<'py> Dumper<'py> {
             &[MARK, DICT]
         })?;
         self.save_name(pyo3::intern!(self.py, "cell_contents").as_any())?;
-        self.save(value).at(|| PathSegment::Attr("cell_contents"))?;
+        self.save_through(
+            value,
+            Some(Kind::Cell),
+            &[&|| PathSegment::Attr("cell_contents")],
+        )?;
         self.write(&[SETITEM, TUPLE, BUILD, POP])
     }
 
@@ -232,9 +240,7 @@ impl<'py> Dumper<'py> {
         let save_args = |this: &mut Self, items: &[Bound<'py, PyAny>]| -> SaveResult {
             this.write(&[MARK])?;
             for (i, item) in items.iter().enumerate() {
-                this.save(item)
-                    .at(|| PathSegment::Item(i))
-                    .at(|| PathSegment::ReduceArgs)?;
+                this.save_at2(item, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
             }
             this.write(&[TUPLE, REDUCE])
         };
@@ -314,7 +320,7 @@ impl<'py> Dumper<'py> {
                 let state = PyDict::new(py);
                 state.set_item("attrname", arg(1)?)?;
                 state.set_item("__doc__", arg(2)?)?;
-                self.save(state.as_any()).at(|| PathSegment::State)?;
+                self.save_through(state.as_any(), Some(Kind::State), &[&|| PathSegment::State])?;
                 self.write(&[BUILD])
             }
             op::CELL_SET | op::FUNCTION_SETSTATE | op::RESTORE_FUNCTION | op::NEW_FUNCTION => {
@@ -332,9 +338,7 @@ impl<'py> Dumper<'py> {
             _ => {
                 self.begin_compat_call(op)?;
                 for (i, item) in all.iter().enumerate() {
-                    self.save(item)
-                        .at(|| PathSegment::Item(i))
-                        .at(|| PathSegment::ReduceArgs)?;
+                    self.save_at2(item, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
                 }
                 self.end_wire_call()
             }
@@ -357,13 +361,13 @@ impl<'py> Dumper<'py> {
                 self.save_compat_global("_function_setstate")?;
                 self.write(&[MARK])?;
                 self.save(obj)?;
-                self.save(state.as_any()).at(|| PathSegment::State)?;
+                self.save_through(state.as_any(), Some(Kind::State), &[&|| PathSegment::State])?;
                 self.write(&[TUPLE, REDUCE, POP])
             }
             op::CLASS_SETSTATE => {
                 self.begin_compat_call(op)?;
                 self.save(obj)?;
-                self.save(state).at(|| PathSegment::State)?;
+                self.save_through(state, Some(Kind::State), &[&|| PathSegment::State])?;
                 self.end_wire_call()?;
                 self.write(&[POP])
             }
@@ -471,9 +475,8 @@ impl<'py> Dumper<'py> {
         // 1. The function, with its cells.
         self.save_compat_global("_make_function")?;
         self.write(&[MARK])?;
-        self.save(&code).at(|| PathSegment::Attr("__code__"))?;
-        self.save(base_globals.as_any())
-            .at(|| PathSegment::Attr("__globals__"))?;
+        self.save_at(&code, || PathSegment::Attr("__code__"))?;
+        self.save_at(base_globals.as_any(), || PathSegment::Attr("__globals__"))?;
         self.write(&[NONE, NONE])?;
         let fills = self.save_closure(closure.as_ref())?;
         self.write(&[TUPLE, REDUCE])?;
@@ -529,14 +532,12 @@ impl<'py> Dumper<'py> {
         }
         if let Some(defaults) = &defaults {
             self.save_static_name("__defaults__")?;
-            self.save(defaults)
-                .at(|| PathSegment::Attr("__defaults__"))?;
+            self.save_defaults(Some(defaults), "__defaults__")?;
             self.end_dict_entry()?;
         }
         if let Some(kwdefaults) = &kwdefaults {
             self.save_static_name("__kwdefaults__")?;
-            self.save(kwdefaults)
-                .at(|| PathSegment::Attr("__kwdefaults__"))?;
+            self.save_defaults(Some(kwdefaults), "__kwdefaults__")?;
             self.end_dict_entry()?;
         }
         self.save_static_name("__globals__")?;

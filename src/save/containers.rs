@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyTuple};
 
 use super::Dumper;
-use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::errors::{PathSegment, SaveResult};
 use crate::ffi::{dict_next, iter_next, list_item};
 use crate::writer::opcodes::*;
 
@@ -30,7 +30,7 @@ impl<'py> Dumper<'py> {
         if self.proto == 0 {
             let mut i = 0;
             while let Some(item) = list_item(list, i) {
-                self.save(&item).at(|| PathSegment::Item(i))?;
+                self.save_at(&item, || PathSegment::Item(i))?;
                 self.write(&[APPEND])?;
                 i += 1;
             }
@@ -38,7 +38,7 @@ impl<'py> Dumper<'py> {
         }
         if list.len() == 1 {
             let item = list.get_item(0)?;
-            self.save(&item).at(|| PathSegment::Item(0))?;
+            self.save_at(&item, || PathSegment::Item(0))?;
             return self.write(&[APPEND]);
         }
         let mut total = 0;
@@ -46,7 +46,7 @@ impl<'py> Dumper<'py> {
             self.write(&[MARK])?;
             let mut in_batch = 0;
             while let Some(item) = list_item(list, total) {
-                self.save(&item).at(|| PathSegment::Item(total))?;
+                self.save_at(&item, || PathSegment::Item(total))?;
                 total += 1;
                 in_batch += 1;
                 if in_batch == BATCHSIZE {
@@ -66,7 +66,7 @@ impl<'py> Dumper<'py> {
         let mut index = 0usize;
         if self.proto == 0 {
             while let Some(item) = next()? {
-                self.save(&item).at(|| PathSegment::Item(index))?;
+                self.save_at(&item, || PathSegment::Item(index))?;
                 self.write(&[APPEND])?;
                 index += 1;
             }
@@ -75,16 +75,16 @@ impl<'py> Dumper<'py> {
         loop {
             let Some(first) = next()? else { return Ok(()) };
             let Some(second) = next()? else {
-                self.save(&first).at(|| PathSegment::Item(index))?;
+                self.save_at(&first, || PathSegment::Item(index))?;
                 return self.write(&[APPEND]);
             };
             self.write(&[MARK])?;
-            self.save(&first).at(|| PathSegment::Item(index))?;
+            self.save_at(&first, || PathSegment::Item(index))?;
             index += 1;
             let mut n = 1;
             let mut item = Some(second);
             while let Some(current) = item {
-                self.save(&current).at(|| PathSegment::Item(index))?;
+                self.save_at(&current, || PathSegment::Item(index))?;
                 index += 1;
                 n += 1;
                 if n == BATCHSIZE {
@@ -118,10 +118,8 @@ impl<'py> Dumper<'py> {
     }
 
     fn save_item_pair(&mut self, key: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> SaveResult {
-        self.save(key)
-            .at(|| PathSegment::Key(key.clone().unbind()))?;
-        self.save(value)
-            .at(|| PathSegment::Value(key.clone().unbind()))
+        self.save_at(key, || PathSegment::Key(key.clone().unbind()))?;
+        self.save_at(value, || PathSegment::Value(key.clone().unbind()))
     }
 
     fn batch_dict_exact(&mut self, dict: &Bound<'py, PyDict>) -> SaveResult {
@@ -216,7 +214,7 @@ impl<'py> Dumper<'py> {
             self.write(&[MARK])?;
         }
         for (i, item) in tuple.iter().enumerate() {
-            self.save(&item).at(|| PathSegment::Item(i))?;
+            self.save_at(&item, || PathSegment::Item(i))?;
         }
         // A tuple can only reach itself through a mutable container; if saving its items
         // memoised it, throw away what we pushed and fetch the memoised one instead.
@@ -287,7 +285,7 @@ impl<'py> Dumper<'py> {
             let in_batch = batch.len();
             self.write(&[MARK])?;
             for item in batch {
-                self.save(&item).at(|| PathSegment::SetItem(index))?;
+                self.save_at(&item, || PathSegment::SetItem(index))?;
                 index += 1;
             }
             self.write(&[ADDITEMS])?;
@@ -318,7 +316,7 @@ impl<'py> Dumper<'py> {
             self.write(&[MARK])?;
             for (i, item) in batch.iter().enumerate() {
                 let index = batch_index * BATCHSIZE + i;
-                self.save(item).at(|| PathSegment::SetItem(index))?;
+                self.save_at(item, || PathSegment::SetItem(index))?;
             }
             self.write(&[ADDITEMS])?;
             if obj.len()? != size {
@@ -350,11 +348,11 @@ impl<'py> Dumper<'py> {
         self.write(&[MARK])?;
         if self.mode.deterministic {
             for (index, item) in self.canonical_items(obj)?.iter().enumerate() {
-                self.save(item).at(|| PathSegment::SetItem(index))?;
+                self.save_at(item, || PathSegment::SetItem(index))?;
             }
         } else {
             for (index, item) in obj.try_iter()?.enumerate() {
-                self.save(&item?).at(|| PathSegment::SetItem(index))?;
+                self.save_at(&item?, || PathSegment::SetItem(index))?;
             }
         }
         if let Some(idx) = self.memo.get(obj) {

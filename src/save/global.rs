@@ -105,6 +105,9 @@ impl<'py> Dumper<'py> {
             .into());
         }
 
+        if self.trace.is_some() {
+            self.trace_import(&module_name, global_name.as_any());
+        }
         if self.proto >= 2 && !self.lk.extension_registry.bind(py).is_empty() {
             let key = PyTuple::new(py, [module_name.clone(), global_name.clone().into_any()])?;
             if let Some(code) = self.lk.extension_registry.bind(py).get_item(&key)? {
@@ -135,6 +138,9 @@ impl<'py> Dumper<'py> {
         let Some((module_name, global_name)) = crate::wire::wire(py)?.as_global(obj) else {
             return Ok(false);
         };
+        if self.trace.is_some() {
+            self.trace_import(&module_name, global_name.as_any());
+        }
         if self.proto >= 4 {
             self.save(&module_name)?;
             self.save(global_name.as_any())?;
@@ -158,6 +164,9 @@ impl<'py> Dumper<'py> {
             if !module_name.is_none() {
                 let qualname = obj.getattr(pyo3::intern!(py, "__qualname__"))?;
                 if qualname.is_instance_of::<PyString>() {
+                    if self.trace.is_some() {
+                        self.trace_import(&module_name, &qualname);
+                    }
                     self.save(&module_name)?;
                     self.save(&qualname)?;
                     self.write(&[STACK_GLOBAL])?;

@@ -21,8 +21,9 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
+use super::trace::Kind;
 use super::Dumper;
-use crate::errors::{AtPath, PathSegment, SaveResult};
+use crate::errors::{PathSegment, SaveResult};
 use crate::writer::opcodes::*;
 
 /// Class-level names whose presence rules the fast path out.
@@ -171,7 +172,7 @@ impl<'py> Dumper<'py> {
             return Ok(false);
         };
         // What save_reduce writes for (copyreg.__newobj__, (cls,), state, None, None).
-        self.save(tp.as_any()).at(|| PathSegment::Class)?;
+        self.save_at(tp.as_any(), || PathSegment::Class)?;
         // The general path saves the empty argument tuple with save(): an opcode boundary.
         self.opcode_boundary()?;
         self.write(&[EMPTY_TUPLE, NEWOBJ])?;
@@ -182,7 +183,7 @@ impl<'py> Dumper<'py> {
         }
         self.memo_put(obj)?;
         if !state.is_empty() {
-            self.save(state.as_any()).at(|| PathSegment::State)?;
+            self.save_through(state.as_any(), Some(Kind::State), &[&|| PathSegment::State])?;
             self.write(&[BUILD])?;
         }
         Ok(true)

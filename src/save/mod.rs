@@ -20,6 +20,7 @@ mod containers;
 mod global;
 mod instance;
 mod reduce;
+pub mod trace;
 
 pub use compat::{resolve_target as resolve_compat_target, Compat};
 
@@ -121,6 +122,15 @@ pub struct Dumper<'py> {
     keying: Vec<usize>,
     /// `fingerprint`: the stream goes into this hash instead of a `bytes` object or a file.
     pub hasher: Option<Box<blake3::Hasher>>,
+    /// `explain`: the stream is only measured, then dropped.
+    pub discard: bool,
+    /// Bytes already handed on (to the file, the hash, or dropped): with the buffer's length,
+    /// the position in the stream.
+    flushed: usize,
+    /// `explain`, `max_bytes`: what the payload carries, measured while it is written.
+    pub trace: Option<Box<trace::Trace>>,
+    /// `max_bytes`: the dump stops with PicklingError once the stream would exceed it.
+    pub max_bytes: Option<usize>,
 }
 
 impl<'py> Dumper<'py> {
@@ -152,6 +162,10 @@ impl<'py> Dumper<'py> {
             mode: crate::deterministic::Mode::default(),
             keying: Vec::new(),
             hasher: None,
+            discard: false,
+            flushed: 0,
+            trace: None,
+            max_bytes: None,
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
@@ -181,13 +195,17 @@ impl<'py> Dumper<'py> {
 
     /// Hand everything written so far to `file.write` (or to the fingerprint's hash).
     pub fn flush_to_file(&mut self) -> PyResult<()> {
-        if let Some(hasher) = self.hasher.as_mut() {
-            hasher.update(self.out.as_slice());
+        if self.hasher.is_some() || self.discard {
+            self.flushed += self.out.len();
+            if let Some(hasher) = self.hasher.as_mut() {
+                hasher.update(self.out.as_slice());
+            }
             self.out.clear();
             return Ok(());
         }
         if let Some(write) = self.file_write.clone() {
             if !self.out.is_empty() {
+                self.flushed += self.out.len();
                 let data = self.take_output()?;
                 write.call1((data,))?;
             }
@@ -218,14 +236,16 @@ impl<'py> Dumper<'py> {
             return self.write(payload);
         }
         let header = header.as_slice();
-        if self.hasher.is_some() {
-            // Hashed where it lies, never copied into the output.
+        self.check_limit(header.len() + payload.len())?;
+        if self.hasher.is_some() || self.discard {
+            // Hashed (or counted) where it lies, never copied into the output.
             self.out.commit_frame();
             self.flush_to_file()?;
             if let Some(hasher) = self.hasher.as_mut() {
                 hasher.update(header);
                 hasher.update(payload);
             }
+            self.flushed += header.len() + payload.len();
             return Ok(());
         }
         match self.file_write.clone() {
@@ -237,6 +257,7 @@ impl<'py> Dumper<'py> {
                 let result = (|| -> SaveResult {
                     self.write(header)?;
                     self.flush_to_file()?;
+                    self.flushed += payload.len();
                     match payload_obj {
                         Some(obj) => write.call1((obj,))?,
                         None => write.call1((pyo3::types::PyBytes::new(self.py, payload),))?,
@@ -252,6 +273,9 @@ impl<'py> Dumper<'py> {
     /// Between opcodes: commit a full frame and, when writing to a file, flush it.
     #[inline]
     fn opcode_boundary(&mut self) -> SaveResult {
+        if self.max_bytes.is_some() {
+            self.check_limit(0)?;
+        }
         if self.out.opcode_boundary() && (self.file_write.is_some() || self.hasher.is_some()) {
             self.flush_to_file()?;
         } else if self.hasher.is_some()
@@ -303,7 +327,43 @@ impl<'py> Dumper<'py> {
 
     /// Emit `obj`.
     pub fn save(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        if self.trace.is_some() {
+            return self.save_traced(obj);
+        }
         self.save_obj(obj, true)
+    }
+
+    /// `save` while tracing: large objects are remembered (see trace.rs).
+    #[cold]
+    fn save_traced(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        let start = self.position();
+        if obj.is_instance_of::<pyo3::types::PyModule>() {
+            return self.save_module_traced(obj);
+        }
+        self.save_obj(obj, true)?;
+        self.trace_written(obj, start);
+        Ok(())
+    }
+
+    /// `max_bytes`: refuse to go past the limit with the next `upcoming` bytes, naming the
+    /// largest contributors so far.
+    fn check_limit(&self, upcoming: usize) -> SaveResult {
+        let Some(limit) = self.max_bytes else {
+            return Ok(());
+        };
+        let total = self.position() + upcoming;
+        if total <= limit {
+            return Ok(());
+        }
+        let mut msg = format!(
+            "the pickle would exceed max_bytes={limit} (it reaches {total} bytes and is not \
+             finished); the largest parts so far:"
+        );
+        for (path, kind, bytes) in self.top_contributors(5, upcoming) {
+            use std::fmt::Write as _;
+            let _ = write!(msg, "\n  {path} ({kind}): {bytes} bytes");
+        }
+        Err(pickling_error(self.py, msg).into())
     }
 
     fn save_obj(&mut self, obj: &Bound<'py, PyAny>, allow_persistent: bool) -> SaveResult {
@@ -332,6 +392,9 @@ impl<'py> Dumper<'py> {
             return self.save_float(float);
         }
         if let Some(idx) = self.memo.get(obj) {
+            if self.trace.is_some() {
+                self.trace_memo_hit(obj);
+            }
             return self.memo_get(idx);
         }
         if self.mode.deterministic {
@@ -397,7 +460,11 @@ impl<'py> Dumper<'py> {
             // cloudpickle's reducer_override for functions, natively.
             return match crate::by_value::function_decision(func)? {
                 crate::by_value::FunctionDecision::ByValue => self
-                    .save_function_by_value(func)
+                    .in_entry(
+                        trace::Kind::Function,
+                        || trace::describe_function(func),
+                        |this| this.save_function_by_value(func),
+                    )
                     .at(|| PathSegment::Function),
                 crate::by_value::FunctionDecision::Reduce(rv) => self
                     .save_reduce(&rv, Some(obj))
@@ -409,7 +476,13 @@ impl<'py> Dumper<'py> {
         } else if let Ok(cls) = obj.cast::<PyType>() {
             // cloudpickle's reducer_override, natively: classes that must travel by value.
             match crate::by_value::class_decision(cls, false)? {
-                ClassDecision::ByValue(parts) => return self.save_class_by_value(obj, &parts),
+                ClassDecision::ByValue(parts) => {
+                    return self.in_entry(
+                        trace::Kind::Class,
+                        || (trace::qualified_name(obj), None),
+                        |this| this.save_class_by_value(obj, &parts),
+                    );
+                }
                 ClassDecision::Reduce(rv) => return self.save_reduce(&rv, Some(obj)),
                 ClassDecision::ByReference => {}
             }

@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
+use super::trace::Kind;
 use super::Dumper;
 use crate::errors::{pickling_error, AtPath, PathSegment, SaveResult};
 use crate::writer::opcodes::*;
@@ -132,17 +133,17 @@ impl<'py> Dumper<'py> {
                     // One of ours: `_reconstruct(op, obj, state)`, kept off the stack.
                     self.begin_wire_call(op).at(|| PathSegment::State)?;
                     self.save(obj)?;
-                    self.save(state).at(|| PathSegment::State)?;
+                    self.save_through(state, Some(Kind::State), &[&|| PathSegment::State])?;
                     self.end_wire_call()?;
                     return self.write(&[POP]);
                 }
                 // setter(obj, state), kept off the stack: TUPLE2 REDUCE POP.
-                self.save(setter).at(|| PathSegment::State)?;
+                self.save_at(setter, || PathSegment::State)?;
                 self.save(obj)?;
-                self.save(state).at(|| PathSegment::State)?;
+                self.save_through(state, Some(Kind::State), &[&|| PathSegment::State])?;
                 self.write(&[TUPLE2, REDUCE, POP])?;
             } else {
-                self.save(state).at(|| PathSegment::State)?;
+                self.save_through(state, Some(Kind::State), &[&|| PathSegment::State])?;
                 self.write(&[BUILD])?;
             }
         }
@@ -248,10 +249,9 @@ impl<'py> Dumper<'py> {
                     .into());
                 };
                 if self.proto >= 4 {
-                    self.save(cls.as_any()).at(|| PathSegment::ReduceArgs)?;
-                    self.save(cls_args.as_any())
-                        .at(|| PathSegment::ReduceArgs)?;
-                    self.save(kwargs.as_any()).at(|| PathSegment::ReduceArgs)?;
+                    self.save_at(cls.as_any(), || PathSegment::ReduceArgs)?;
+                    self.save_at(cls_args.as_any(), || PathSegment::ReduceArgs)?;
+                    self.save_at(kwargs.as_any(), || PathSegment::ReduceArgs)?;
                     return self.write(&[NEWOBJ_EX]);
                 }
                 // Protocols 2 and 3: partial(cls.__new__, cls, *args, **kwargs)().
@@ -263,7 +263,7 @@ impl<'py> Dumper<'py> {
                     .partial
                     .bind(py)
                     .call(PyTuple::new(py, call_args)?, Some(&kwargs))?;
-                self.save(&partial).at(|| PathSegment::ReduceCallable)?;
+                self.save_at(&partial, || PathSegment::ReduceCallable)?;
                 self.save(PyTuple::empty(py).as_any())?;
                 self.write(&[REDUCE])
             }
@@ -293,9 +293,9 @@ impl<'py> Dumper<'py> {
                         .into());
                     }
                 }
-                self.save(&cls).at(|| PathSegment::Class)?;
+                self.save_at(&cls, || PathSegment::Class)?;
                 let rest = args.get_slice(1, args.len());
-                self.save(rest.as_any()).at(|| PathSegment::ReduceArgs)?;
+                self.save_at(rest.as_any(), || PathSegment::ReduceArgs)?;
                 self.write(&[NEWOBJ])
             }
             Construct::Reduce => {
@@ -308,14 +308,12 @@ impl<'py> Dumper<'py> {
                     self.begin_wire_call(op)
                         .at(|| PathSegment::ReduceCallable)?;
                     for (i, arg) in args.iter().enumerate() {
-                        self.save(&arg)
-                            .at(|| PathSegment::Item(i))
-                            .at(|| PathSegment::ReduceArgs)?;
+                        self.save_at2(&arg, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
                     }
                     return self.end_wire_call();
                 }
-                self.save(callable).at(|| PathSegment::ReduceCallable)?;
-                self.save(args.as_any()).at(|| PathSegment::ReduceArgs)?;
+                self.save_at(callable, || PathSegment::ReduceCallable)?;
+                self.save_at(args.as_any(), || PathSegment::ReduceArgs)?;
                 self.write(&[REDUCE])
             }
         }

@@ -98,6 +98,9 @@ pub struct Output<B: Buffer> {
     frame_start: Option<usize>,
     /// Whether writes open frames (protocol 4+, after the PROTO opcode).
     framing: bool,
+    /// Growth stops at this capacity unless a single write needs more (`max_bytes`: the dump
+    /// fails past it anyway, so the buffer need not be ready for more).
+    growth_limit: usize,
 }
 
 impl<B: Buffer> Output<B> {
@@ -109,7 +112,13 @@ impl<B: Buffer> Output<B> {
             len: 0,
             frame_start: None,
             framing: false,
+            growth_limit: usize::MAX,
         }
+    }
+
+    /// See `growth_limit`.
+    pub fn set_growth_limit(&mut self, limit: usize) {
+        self.growth_limit = limit;
     }
 
     /// Number of bytes written so far (including any open frame's reserved header).
@@ -202,7 +211,8 @@ impl<B: Buffer> Output<B> {
         let target = needed
             .checked_add(needed / 2)
             .ok_or(OutOfMemory)?
-            .max(WRITE_BUF_SIZE);
+            .max(WRITE_BUF_SIZE)
+            .min(self.growth_limit.max(needed));
         self.buf.grow(self.len, target)?;
         self.ptr = self.buf.as_mut_ptr();
         self.cap = self.buf.capacity();
