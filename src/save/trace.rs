@@ -159,10 +159,7 @@ impl<'py> Dumper<'py> {
             }
             result
         };
-        steps
-            .iter()
-            .rev()
-            .fold(result, |result, step| result.at(step))
+        steps.iter().rev().fold(result, AtPath::at)
     }
 
     /// Run `body` as the step `segment` (for parts written by hand, not by one `save`).
