@@ -11,6 +11,7 @@ pub mod code;
 pub mod decision;
 pub mod function_parts;
 pub mod reducers;
+pub mod submodules;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFunction, PyString, PyTuple, PyType};
