@@ -438,7 +438,7 @@ pub fn weakref_points_at(weak: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> boo
         // SAFETY: `weak` is a live weak reference; on success `target` is a new reference
         // (or null once dead), released right away: only its address is compared.
         unsafe {
-            if ffi::PyWeakref_GetRef(weak.as_ptr(), &mut target) < 0 {
+            if ffi::PyWeakref_GetRef(weak.as_ptr(), &raw mut target) < 0 {
                 ffi::PyErr_Clear();
                 return false;
             }
