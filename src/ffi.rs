@@ -297,6 +297,120 @@ pub fn import_module<'py>(name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny
     unsafe { Bound::from_owned_ptr_or_err(name.py(), ffi::PyImport_Import(name.as_ptr())) }
 }
 
+// ---- sys.modules' change stamp --------------------------------------------------------------
+
+/// A value that differs whenever the contents of `modules` (the interpreter's `sys.modules`)
+/// may differ from what they were when the same value was last returned; None when this
+/// interpreter cannot tell (then nothing derived from `sys.modules` may be kept).
+///
+/// 3.9-3.11: the dict's PEP 509 version, which every mutation of any dict sets to a new value
+/// of one process-wide counter (a new dict gets one too), paired with the dict's address.
+/// 3.12 deprecated that field (3.14 removes it), so 3.12+ counts the events of a dict watcher
+/// instead (`PyDict_AddWatcher`, 3.12+), which CPython calls before every change to a watched
+/// dict, its deallocation included.
+pub fn modules_stamp(modules: &Bound<'_, PyDict>) -> Option<(usize, u64)> {
+    let address = modules.as_ptr() as usize;
+    #[cfg(not(Py_3_12))]
+    {
+        // SAFETY: `modules` is a dict (its type says so), alive while we hold it; the
+        // version is a plain field of PyDictObject on 3.9-3.11.
+        let version = unsafe { (*modules.as_ptr().cast::<ffi::PyDictObject>()).ma_version_tag };
+        Some((address, version))
+    }
+    #[cfg(Py_3_12)]
+    {
+        modules_watch::generation(modules).map(|generation| (address, generation))
+    }
+}
+
+/// The dict watcher behind [`modules_stamp`] on 3.12+.
+#[cfg(Py_3_12)]
+mod modules_watch {
+    use std::ffi::c_int;
+    use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    unsafe extern "C" {
+        // Public C API since 3.12, not bound by pyo3-ffi. The callback's first argument is
+        // the `PyDict_WatchEvent` enum (an int).
+        fn PyDict_AddWatcher(
+            callback: unsafe extern "C" fn(
+                c_int,
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+            ) -> c_int,
+        ) -> c_int;
+    }
+
+    /// `PyDict_EVENT_DEALLOCATED` (the sixth event of `PyDict_WatchEvent`, 3.12-3.14).
+    const EVENT_DEALLOCATED: c_int = 5;
+
+    /// Our watcher's id; `UNTRIED` before the first use, `UNAVAILABLE` when CPython had no
+    /// free watcher slot (an interpreter has 8, shared with CPython and other extensions).
+    static WATCHER: AtomicI32 = AtomicI32::new(UNTRIED);
+    const UNTRIED: i32 = -2;
+    const UNAVAILABLE: i32 = -1;
+    /// The address of the dict being watched (0: none). Reset when that dict is freed, since
+    /// a new dict at the same address would not be watched.
+    static WATCHED: AtomicUsize = AtomicUsize::new(0);
+    /// Bumped by every event of the watched dict, and when another dict is watched.
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    // The module runs with the GIL (gil_used = true): the callback and the readers are
+    // serialised by it, so relaxed atomics are enough; atomics only make the statics sound.
+
+    /// Called by CPython, with the GIL, before each change to a watched dict.
+    unsafe extern "C" fn on_event(
+        event: c_int,
+        dict: *mut ffi::PyObject,
+        _key: *mut ffi::PyObject,
+        _new_value: *mut ffi::PyObject,
+    ) -> c_int {
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+        if event == EVENT_DEALLOCATED {
+            let _ =
+                WATCHED.compare_exchange(dict as usize, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        0
+    }
+
+    /// The current generation, watching `modules` first if it is not watched yet.
+    pub(super) fn generation(modules: &Bound<'_, PyDict>) -> Option<u64> {
+        let address = modules.as_ptr() as usize;
+        if WATCHED.load(Ordering::Relaxed) != address {
+            let mut id = WATCHER.load(Ordering::Relaxed);
+            if id == UNTRIED {
+                // SAFETY: registers a callback that lives as long as the process (this
+                // library is never unloaded); returns -1 with an exception when no slot is
+                // free.
+                id = unsafe { PyDict_AddWatcher(on_event) };
+                if id < 0 {
+                    let _ = PyErr::take(modules.py());
+                    id = UNAVAILABLE;
+                }
+                WATCHER.store(id, Ordering::Relaxed);
+            }
+            if id == UNAVAILABLE {
+                return None;
+            }
+            // SAFETY: `id` is our registered watcher and `modules` a live dict; returns -1
+            // with an exception on failure.
+            if unsafe { ffi::PyDict_Watch(id, modules.as_ptr()) } < 0 {
+                let _ = PyErr::take(modules.py());
+                return None;
+            }
+            WATCHED.store(address, Ordering::Relaxed);
+            // What was derived from the dict watched before (or from none) is stale.
+            GENERATION.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(GENERATION.load(Ordering::Relaxed))
+    }
+}
+
 // ---- weak references -----------------------------------------------------------------------
 
 /// A new weak reference to `obj` (an error for objects that cannot be weakly referenced).
@@ -324,7 +438,7 @@ pub fn weakref_points_at(weak: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> boo
         // SAFETY: `weak` is a live weak reference; on success `target` is a new reference
         // (or null once dead), released right away: only its address is compared.
         unsafe {
-            if ffi::PyWeakref_GetRef(weak.as_ptr(), &mut target) < 0 {
+            if ffi::PyWeakref_GetRef(weak.as_ptr(), &raw mut target) < 0 {
                 ffi::PyErr_Clear();
                 return false;
             }

@@ -6,6 +6,7 @@ stdlib ``pickle`` too) and ``code`` (by value: skypickle and cloudpickle only).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 from . import _bench_code as codecases
@@ -31,7 +32,8 @@ class Case(NamedTuple):
     build: Callable[[], Any]
     check: Callable[[Any, Any], bool]
     out_of_band: bool = False
-    needs_numpy: bool = False
+    # A module the case needs; the case is skipped where it cannot be imported.
+    requires: str | None = None
     # Code by value: stdlib pickle cannot take part; skypickle is compared with cloudpickle.
     code: bool = False
 
@@ -42,14 +44,20 @@ CASES: dict[str, Case] = {
         Case("dicts_20k", "20,000 small dicts (4 keys)", make_dicts_20k, same),
         Case("instances_10k", "10,000 instances of a plain class", make_instances_10k, same),
         Case("partials_1k", "1,000 partial(operator.add, i)", make_partials_1k, same_partials),
-        Case("numpy_8mb", "float64 array, 8 MB, in-band", make_numpy_8mb, same_arrays, False, True),
+        Case(
+            "numpy_8mb",
+            "float64 array, 8 MB, in-band",
+            make_numpy_8mb,
+            same_arrays,
+            requires="numpy",
+        ),
         Case(
             "numpy_8mb_oob",
             "float64 array, 8 MB, buffer_callback",
             make_numpy_8mb,
             same_arrays,
-            True,
-            True,
+            out_of_band=True,
+            requires="numpy",
         ),
         Case("bytes_1mb", "one 1 MiB bytes object", make_bytes_1mb, same),
         Case("str_list", "50,000 short str (some non-ASCII)", make_str_list, same),
@@ -89,6 +97,23 @@ CASES: dict[str, Case] = {
                     codecases.make_dynamic_instances,
                     codecases.check_dynamic_instances,
                 ),
+            )
+        ],
+        # The same closure over a package whose submodule it reaches by attribute, and over
+        # plain modules: what the search for imported submodules costs.
+        *[
+            Case(
+                f"closure_{module}",
+                f"closure over {module} ({reached})",
+                functools.partial(codecases.make_module_closure, module),
+                codecases.check_module_closure,
+                code=True,
+                requires=None if module == "sys" else module,
+            )
+            for module, reached in (
+                ("numpy", "np.linalg"),
+                ("pandas", "pd.api.types"),
+                ("sys", "os.path"),
             )
         ],
     ]

@@ -170,6 +170,41 @@ def check_dataclass_enum(a, b) -> bool:
     )
 
 
+# Closures of one shape over three kinds of module globals: a package with many submodules
+# imported (numpy, pandas), through which the code reaches a submodule by attribute, and plain
+# modules (sys, os.path). Pickling by value looks for the submodules the code reaches among those
+# imported, so the first two pay for that search; the last is the baseline it should approach.
+_MODULE_CLOSURES = {
+    "numpy": (
+        "import numpy as np",
+        "float(np.linalg.norm(np.asarray(v, dtype=float) * scale))",
+    ),
+    "pandas": (
+        "import pandas as pd",
+        "float(pd.Series(v, dtype=float).sum() * scale) + pd.api.types.is_float_dtype(float)",
+    ),
+    "sys": (
+        "import os.path\nimport sys",
+        "float(sum(v) * scale) + len(os.path.join(sys.platform, 'x'))",
+    ),
+}
+
+
+def make_module_closure(module: str):
+    imports, expression = _MODULE_CLOSURES[module]
+    source = "\n".join(
+        [imports, "def make(scale):", "    def score(v):", f"        return {expression}"]
+        + ["    return score", ""]
+    )
+    namespace = types.ModuleType("__main__").__dict__
+    exec(compile(source, f"<skypickle-bench-{module}>", "exec"), namespace)
+    return namespace["make"](1.5)
+
+
+def check_module_closure(a, b) -> bool:
+    return b([3.0, 4.0]) == a([3.0, 4.0]) and b([]) == a([])
+
+
 def make_task_graph():
     """A Dask-style graph of 2,000 tasks: each holds its own lambda (a distinct function object
     made in a loop, with its own default), plus its argument and a dependency key."""

@@ -7,6 +7,7 @@ The code cases (functions and classes that travel by value) are in ``_bench_code
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import operator
 from typing import Any
@@ -28,12 +29,16 @@ class Point:
         return f"Point({self.x!r}, {self.y!r}, {self.label!r})"
 
 
-def have_numpy() -> bool:
+def importable(module: str) -> bool:
     try:
-        import numpy  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+def have_numpy() -> bool:
+    return importable("numpy")
 
 
 def make_dicts_20k():

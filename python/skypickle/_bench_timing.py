@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from ._bench_cases import CASES, CODE_CASES, DATA_CASES, Case
-from ._bench_data import have_numpy
+from ._bench_data import importable
 
 PROTOCOL = 5
 
@@ -197,9 +197,9 @@ def run_case(
         "competitors": {},
         "ratios": {},
     }
-    if case.needs_numpy and not have_numpy():
-        result["skipped"] = "numpy is not installed"
-        _progress(progress, f"{case.name}: skipped (numpy is not installed)")
+    if case.requires is not None and not importable(case.requires):
+        result["skipped"] = f"{case.requires} is not installed"
+        _progress(progress, f"{case.name}: skipped ({case.requires} is not installed)")
         return result
 
     obj = case.build()

@@ -1,5 +1,5 @@
 //! Functions by value: what a function is made of, and what its code needs (the globals it
-//! uses, the submodules it reaches).
+//! uses, the submodules it reaches: `submodules.rs`).
 //!
 //! [`FunctionParts`] gathers a function's parts once; they are written two ways:
 //!
@@ -24,59 +24,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFunction, PyList, PyModule, PyString, PyTuple};
 
 use super::code::{code_info, CodeInfo};
+use super::submodules::find_imported_submodules;
 use crate::ffi::FunctionFields;
 use crate::wire::{op, wire};
-
-/// Submodules of the modules in `deps` that the code reaches by attribute (`xml.etree` used as
-/// `xml.etree.ElementTree.parse` with only `xml` global): pickled so the loader imports them.
-pub fn find_imported_submodules<'py>(
-    code: &Bound<'py, PyAny>,
-    deps: &[Bound<'py, PyAny>],
-) -> PyResult<Bound<'py, PyList>> {
-    let py = code.py();
-    let found = PyList::empty(py);
-    let mut modules = None;
-    let co_names = code.getattr(pyo3::intern!(py, "co_names"))?;
-    for dep in deps {
-        if !dep.is_instance_of::<PyModule>() {
-            continue;
-        }
-        let package = dep.getattr_opt(pyo3::intern!(py, "__package__"))?;
-        if !package.is_some_and(|p| p.is_truthy().unwrap_or(false)) {
-            continue;
-        }
-        let prefix = format!("{}.", dep.getattr(pyo3::intern!(py, "__name__"))?.str()?);
-        let modules = match &modules {
-            Some(m) => m,
-            // A copy: what the loop calls may import modules.
-            None => modules.insert(crate::modules::sys_modules(py)?.copy()?),
-        };
-        for (name, module) in modules.iter() {
-            let Ok(name) = name.cast::<PyString>() else {
-                continue;
-            };
-            // A module name that is not UTF-8 (lone surrogates) has no dotted tokens that
-            // bytecode can name: not a submodule the code reaches.
-            let Ok(name) = name.to_cow() else {
-                continue;
-            };
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let mut all_used = true;
-            for token in rest.split('.') {
-                if !co_names.contains(token)? {
-                    all_used = false;
-                    break;
-                }
-            }
-            if all_used && !module.is_none() {
-                found.append(module)?;
-            }
-        }
-    }
-    Ok(found)
-}
 
 /// The base globals of functions whose namespace is `func_globals`: one dict per namespace
 /// per pickler, made on first use.
@@ -201,7 +151,8 @@ impl<'py> FunctionParts<'py> {
         let submodules = if deps.is_empty() {
             Vec::new()
         } else {
-            find_imported_submodules(&code, &deps)?.iter().collect()
+            let co_names = info.names.bind(py).cast::<PyTuple>()?;
+            find_imported_submodules(co_names, &deps)?
         };
 
         // What FunctionType(code, base_globals) gives by itself (CPython 3.9-3.13): the code's

@@ -12,6 +12,7 @@ pub mod decision;
 pub mod function_parts;
 pub mod identity;
 pub mod reducers;
+pub mod submodules;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFunction, PyString, PyTuple, PyType};
