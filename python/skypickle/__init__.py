@@ -39,12 +39,11 @@ from ._skypickle import _whichmodule as _whichmodule  # noqa: E402
 
 __version__: str = _skypickle.__version__
 
-from ._explain import Explanation, explain  # noqa: E402
-
 # Keep the class trackers of the cloudpickle copies this process imports in agreement with
 # skypickle's (see _bridge): a __main__ class that a worker sends back with cloudpickle is the
 # original class.
 from . import _bridge  # noqa: E402
+from ._explain import Explanation, explain  # noqa: E402
 
 _bridge.install()
 

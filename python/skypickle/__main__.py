@@ -17,7 +17,15 @@ import time
 
 import skypickle
 
-from . import _bench, _bench_cases, _bench_data, _bench_report, _bench_timing, _inspect
+from . import (
+    _bench,
+    _bench_cases,
+    _bench_data,
+    _bench_report,
+    _bench_timing,
+    _explain,
+    _inspect,
+)
 
 # --------------------------------------------------------------------------------------------
 # What the demo ships: defined in __main__, so workers cannot import any of it
@@ -279,7 +287,7 @@ def demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skypickle", description=__doc__)
-    sub = parser.add_subparsers(dest="command", metavar="{demo,bench,inspect}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,bench,inspect,explain}")
     p_demo = sub.add_parser(
         "demo", help="ship a closure, a lambda and a class to Dask workers; time the pickling"
     )
@@ -294,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         "inspect", help="describe a pickle without executing it (imports, code carried, ...)"
     )
     _inspect.add_arguments(p_inspect)
+    p_explain = sub.add_parser(
+        "explain", help="what a payload of MODULE:OBJECT would carry (paths and sizes)"
+    )
+    _explain.add_arguments(p_explain)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args)
@@ -301,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench.run_from_args(args)
     if args.command == "inspect":
         return _inspect.run_from_args(args)
+    if args.command == "explain":
+        return _explain.run_from_args(args)
     parser.print_help()
     return 2
 

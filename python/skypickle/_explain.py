@@ -9,6 +9,9 @@ whose layout ``skypickle inspect FILE`` shares (``_report``).
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -133,3 +136,49 @@ def _describe(obj: Any) -> str:
     if isinstance(name, str):
         return f"{getattr(obj, '__module__', '?')}.{name}"
     return f"a {type(obj).__name__}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target", metavar="MODULE:OBJECT", help="the object to explain, e.g. mypkg.tasks:run"
+    )
+    parser.add_argument("--protocol", type=int, default=None, help="pickle protocol (default 5)")
+    parser.add_argument("--compat", default=None, help="explain the compat= payload instead")
+    parser.add_argument("--top", type=int, default=20, help="how many parts to show (20)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def resolve_target(target: str) -> Any:
+    """``module:attr.attr``: import the module (the current directory first on the path, as
+    ``python -m`` has it) and walk the attributes."""
+    module_name, sep, attrs = target.partition(":")
+    if not sep or not module_name or not attrs:
+        raise ValueError(f"expected MODULE:OBJECT, got {target!r}")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    obj: Any = importlib.import_module(module_name)
+    for part in attrs.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        obj = resolve_target(args.target)
+    except (ValueError, ImportError, AttributeError) as exc:
+        print(f"error: {args.target}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        exp = explain(obj, protocol=args.protocol, compat=args.compat)
+    except Exception as exc:  # the pickling error, with its note naming the path
+        notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", []))
+        print(f"error: {args.target} cannot be pickled: {exc}{notes}", file=sys.stderr)
+        return 1
+    exp.what = args.target
+    if args.json:
+        print(json.dumps(exp.to_dict(), indent=2))
+    else:
+        print(exp.report(args.top), end="")
+    return 0

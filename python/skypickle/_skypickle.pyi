@@ -109,9 +109,7 @@ def dumps(
 def _explain(
     obj: Any, protocol: int | None = None, compat: str | None = None
 ) -> dict[str, Any]: ...
-def fingerprint(
-    obj: Any, *, protocol: int | None = None, normalize_paths: bool = False
-) -> str: ...
+def fingerprint(obj: Any, *, protocol: int | None = None, normalize_paths: bool = False) -> str: ...
 def dump(
     obj: Any,
     file: _Writable,

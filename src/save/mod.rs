@@ -183,7 +183,9 @@ impl<'py> Dumper<'py> {
         let result = self.save(obj).and_then(|()| self.write(&[STOP]));
         self.out.commit_frame();
         self.out.set_framing(false);
-        result
+        // `max_bytes` is checked between opcodes; the last ones are checked here, once the
+        // last frame's header is final (a tiny frame loses it).
+        result.and_then(|()| self.check_limit(0))
     }
 
     /// The output so far, as a `bytes` object; the buffer starts afresh.
@@ -236,6 +238,9 @@ impl<'py> Dumper<'py> {
             return self.write(payload);
         }
         let header = header.as_slice();
+        // Committed first (as each branch below would): a tiny frame's header is dropped
+        // then, and the limit counts the bytes that stay.
+        self.out.commit_frame();
         self.check_limit(header.len() + payload.len())?;
         if self.hasher.is_some() || self.discard {
             // Hashed (or counted) where it lies, never copied into the output.

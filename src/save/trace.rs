@@ -23,6 +23,9 @@ use super::Dumper;
 use crate::errors::{format_steps, AtPath, PathSegment, SaveResult};
 use crate::fxhash::FxHashMap;
 
+/// On the open-entry stack: an entry merged into the one below it (see `open_entry`).
+const MERGED: usize = usize::MAX;
+
 /// Objects at least this large are remembered, to report a second path to them.
 pub const LARGE: usize = 64 * 1024;
 
@@ -226,7 +229,7 @@ impl<'py> Dumper<'py> {
         };
         // A part that is also a by-value function or class (a global holding a function):
         // one entry, named by both kinds' detail, rather than two of the same size.
-        if let Some(&top) = trace.open.last() {
+        if let Some(&top) = trace.open.iter().rev().find(|&&i| i != MERGED) {
             let entry = &mut trace.entries[top];
             if entry.start == start
                 && entry.path == path
@@ -235,11 +238,11 @@ impl<'py> Dumper<'py> {
             {
                 entry.detail = format!("{} {detail}", kind.name());
                 entry.by_value_module = by_value_module;
-                trace.open.push(usize::MAX);
+                trace.open.push(MERGED);
                 return;
             }
         }
-        let parent = trace.open.iter().rev().copied().find(|&i| i != usize::MAX);
+        let parent = trace.open.iter().rev().copied().find(|&i| i != MERGED);
         trace.entries.push(Entry {
             path,
             kind,
@@ -262,7 +265,7 @@ impl<'py> Dumper<'py> {
         let Some(idx) = trace.open.pop() else {
             return;
         };
-        if idx == usize::MAX {
+        if idx == MERGED {
             return;
         }
         let entry = &mut trace.entries[idx];
