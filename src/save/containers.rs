@@ -117,6 +117,7 @@ impl<'py> Dumper<'py> {
         self.batch_dict_exact(dict)
     }
 
+    #[inline(always)]
     fn save_item_pair(&mut self, key: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> SaveResult {
         self.save_at(key, || PathSegment::Key(key.clone().unbind()))?;
         self.save_at(value, || PathSegment::Value(key.clone().unbind()))

@@ -131,6 +131,9 @@ pub struct Dumper<'py> {
     pub trace: Option<Box<trace::Trace>>,
     /// `max_bytes`: the dump stops with PicklingError once the stream would exceed it.
     pub max_bytes: Option<usize>,
+    /// Any of `hasher`, `discard`, `max_bytes` (set by `dump`): opcode boundaries take the
+    /// slow path.
+    special_sink: bool,
 }
 
 impl<'py> Dumper<'py> {
@@ -166,12 +169,14 @@ impl<'py> Dumper<'py> {
             flushed: 0,
             trace: None,
             max_bytes: None,
+            special_sink: false,
             max_depth: usize::try_from(limit).unwrap_or(1000).max(1),
         }
     }
 
     /// Write a whole pickle of `obj`: PROTO, the object, STOP, then the last frame.
     pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
+        self.special_sink = self.hasher.is_some() || self.discard || self.max_bytes.is_some();
         // The by-value layer's reducers read the mode from the thread (see deterministic.rs).
         let _mode = crate::deterministic::enter(self.mode);
         if self.proto >= 2 {
@@ -276,18 +281,31 @@ impl<'py> Dumper<'py> {
     }
 
     /// Between opcodes: commit a full frame and, when writing to a file, flush it.
-    #[inline]
+    #[inline(always)]
     fn opcode_boundary(&mut self) -> SaveResult {
+        if self.special_sink {
+            return self.opcode_boundary_special();
+        }
+        if self.out.opcode_boundary() && self.file_write.is_some() {
+            self.flush_to_file()?;
+        }
+        Ok(())
+    }
+
+    /// `opcode_boundary` for `fingerprint`, `explain` and `max_bytes` dumps.
+    #[inline(never)]
+    fn opcode_boundary_special(&mut self) -> SaveResult {
         if self.max_bytes.is_some() {
             self.check_limit(0)?;
         }
-        if self.out.opcode_boundary() && (self.file_write.is_some() || self.hasher.is_some()) {
+        let hands_on = self.file_write.is_some() || self.hasher.is_some() || self.discard;
+        if self.out.opcode_boundary() && hands_on {
             self.flush_to_file()?;
-        } else if self.hasher.is_some()
+        } else if (self.hasher.is_some() || self.discard)
             && !self.out.framing()
             && self.out.len() >= crate::writer::FRAME_SIZE_TARGET
         {
-            // Protocols 0-3 have no frames: the hash takes the stream in slices of this size.
+            // Protocols 0-3 have no frames: the stream is taken in slices of this size.
             self.flush_to_file()?;
         }
         Ok(())

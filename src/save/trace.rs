@@ -111,7 +111,7 @@ impl<'py> Dumper<'py> {
 
     /// `save(obj)` as the step `segment` of the object being saved: on failure the step joins
     /// the error's path; while tracing, it is on the path meanwhile.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn save_at(
         &mut self,
         obj: &Bound<'py, PyAny>,
