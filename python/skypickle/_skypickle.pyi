@@ -22,6 +22,8 @@ __all__ = [
     "HIGHEST_PROTOCOL",
     "dump",
     "dumps",
+    "_explain",
+    "fingerprint",
     "Pickler",
     "_PICKLE_BY_VALUE_MODULES",
     "_CLOUDPICKLE_COPIES",
