@@ -177,6 +177,9 @@ def test_a_view_that_drags_its_base_is_reported():
     assert any(
         "obj['slice']" in w and "reports 100 bytes" in w and "base" in w for w in exp.warnings
     ), exp.warnings
+    with pytest.raises(pickle.PicklingError) as info:
+        skypickle.dumps(obj, max_bytes=MIB)
+    assert "stopped while writing obj['slice'].__reduce_ex__(5)[1][0]" in str(info.value)
 
 
 def test_an_object_reached_twice_is_reported_once():
@@ -190,6 +193,9 @@ def test_an_object_reached_twice_is_reported_once():
     assert any(
         "obj['task'].__globals__['DATA']" in w and "obj['data']" in w for w in exp.warnings
     ), exp.warnings
+    with pytest.raises(pickle.PicklingError) as info:
+        skypickle.dumps(obj, max_bytes=100_000)
+    assert "obj['task'].__globals__['DATA'] (global)" in str(info.value)
 
 
 def test_imports_name_what_needs_them():

@@ -380,12 +380,17 @@ impl<'py> Dumper<'py> {
         }
         let mut msg = format!(
             "the pickle would exceed max_bytes={limit} (it reaches {total} bytes and is not \
-             finished); the largest parts so far:"
+             finished)"
         );
-        for (path, kind, bytes) in self.top_contributors(5, upcoming) {
-            use std::fmt::Write as _;
+        let top = self.top_contributors(5, upcoming);
+        if !top.is_empty() {
+            msg.push_str("; the largest parts so far:");
+        }
+        use std::fmt::Write as _;
+        for (path, kind, bytes) in top {
             let _ = write!(msg, "\n  {path} ({kind}): {bytes} bytes");
         }
+        let _ = write!(msg, "\nstopped while writing {}", self.trace_path_text());
         Err(pickling_error(self.py, msg).into())
     }
 

@@ -211,6 +211,11 @@ impl<'py> Dumper<'py> {
         }
     }
 
+    /// The path of the object being written (for `max_bytes`'s error).
+    pub(crate) fn trace_path_text(&self) -> String {
+        self.path_text()
+    }
+
     fn path_text(&self) -> String {
         match &self.trace {
             Some(trace) => {
