@@ -386,11 +386,14 @@ impl<'py> Dumper<'py> {
         if !top.is_empty() {
             msg.push_str("; the largest parts so far:");
         }
-        use std::fmt::Write as _;
         for (path, kind, bytes) in top {
-            let _ = write!(msg, "\n  {path} ({kind}): {bytes} bytes");
+            let _ = std::fmt::Write::write_fmt(
+                &mut msg,
+                format_args!("\n  {path} ({kind}): {bytes} bytes"),
+            );
         }
-        let _ = write!(msg, "\nstopped while writing {}", self.trace_path_text());
+        msg.push_str("\nstopped while writing ");
+        msg.push_str(&self.trace_path_text());
         Err(pickling_error(self.py, msg).into())
     }
 
