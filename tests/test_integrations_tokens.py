@@ -1,12 +1,13 @@
 """Tokens and cache keys from ``skypickle.fingerprint``: dask's ``tokenize`` after
-``integrations.dask.install_tokenize()``.
+``integrations.dask.install_tokenize()``, joblib's hash and ``Memory`` after
+``integrations.joblib.install()`` / ``cache()``.
 
 In this process: what is registered or patched and that uninstalling gives it back, one
 fingerprint per function and no pickling by dask, tokens and keys that change with the code,
 the closure, the globals and the defaults, and what is left to the engines. In fresh
-interpreters run as ``__main__`` with different ``PYTHONHASHSEED``: the same tokens for a
-``__main__`` function, a closure over a set of strings, a ``__main__`` class and a graph of
-lambdas.
+interpreters run as ``__main__`` with different ``PYTHONHASHSEED``: the same tokens, and
+joblib's cache found again, for a ``__main__`` function, a closure over a set of strings, a
+``__main__`` class and a graph of lambdas.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import pytest
 from engines import run_script
 
 pytest.importorskip("dask")
+pytest.importorskip("joblib")
 
 import dask  # noqa: E402
 import dask.base  # noqa: E402
 import dask.tokenize  # noqa: E402
+import joblib  # noqa: E402
 import skypickle  # noqa: E402
 import skypickle.integrations.dask as skydask  # noqa: E402
+import skypickle.integrations.joblib as skyjoblib  # noqa: E402
 
 tokenize = dask.base.tokenize
 LOOKUP = dask.tokenize.normalize_token._lookup
@@ -76,6 +80,7 @@ def fingerprint_calls(monkeypatch):
         return skypickle.fingerprint(obj, **kw)
 
     monkeypatch.setattr(skydask, "_fingerprint", counting)
+    monkeypatch.setattr(skyjoblib, "_fingerprint", counting)
     return calls
 
 
@@ -288,6 +293,89 @@ def test_ensure_deterministic_compares_two_fingerprints(dask_tokenize, fingerpri
 
 
 # --------------------------------------------------------------------------------------------
+# joblib: hash, install, cache
+# --------------------------------------------------------------------------------------------
+
+
+def test_joblib_hash_keeps_joblibs_digests_for_what_it_hashes_by_name_or_value():
+    import numpy as np
+
+    for obj in (
+        {"a": [1, 2.5, "x"], "b": {3, 4}},
+        np.arange(10.0),
+        json.dumps,
+        json.JSONDecoder,
+        functools.partial(json.dumps, indent=2),
+        (1, b"bytes", None),
+    ):
+        assert skyjoblib.hash(obj) == joblib.hash(obj)
+        assert skyjoblib.hash(obj, hash_name="sha1") == joblib.hash(obj, hash_name="sha1")
+    with pytest.raises(ValueError):
+        skyjoblib.hash(1, hash_name="sha256")
+
+
+def test_joblib_hash_fingerprints_what_travels_by_value(fingerprint_calls):
+    closure = make_closure(3)
+    with pytest.raises(Exception, match="pickle"):
+        joblib.hash(closure)  # joblib alone: not found under its name
+    assert skyjoblib.hash(closure) == skyjoblib.hash(make_closure(3))
+    assert skyjoblib.hash(closure) != skyjoblib.hash(make_closure(4))
+    account = make_local_class(0.1)
+    assert skyjoblib.hash(account) != skyjoblib.hash(make_local_class(0.2))
+    assert skyjoblib.hash(account(1).interest) != skyjoblib.hash(make_local_class(0.2)(1).interest)
+    fingerprint_calls.clear()
+    # Inside containers, and twice in one argument: one fingerprint, then a memo reference.
+    skyjoblib.hash({"f": closure, "again": [closure, closure]})
+    assert fingerprint_calls == [closure]
+
+
+def test_joblib_install_patches_joblib_hash_and_uninstall_restores():
+    import joblib.hashing
+
+    originals = (joblib.hash, joblib.hashing.hash)
+    skyjoblib.install()
+    try:
+        assert skyjoblib.installed()
+        closure = make_closure(3)
+        assert joblib.hash(closure) == joblib.hashing.hash(closure) == skyjoblib.hash(closure)
+        skyjoblib.install(normalize_paths=False)
+        assert joblib.hash(closure) == skyjoblib.hash(closure, normalize_paths=False)
+    finally:
+        skyjoblib.uninstall()
+    assert (joblib.hash, joblib.hashing.hash) == originals
+    assert not skyjoblib.installed()
+
+
+def test_joblib_cache_keys_calls_by_the_function_too(tmp_path, fingerprint_calls):
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+    namespace = {"OFFSET": 1}
+    exec("def shifted(x):\n    return x + OFFSET\n", namespace)
+    shifted = skyjoblib.cache(memory, namespace["shifted"])
+    assert isinstance(shifted, skyjoblib.FingerprintedFunc)
+    assert shifted(1) == 2
+    namespace["OFFSET"] = 100
+    assert shifted(1) == 101  # joblib alone returns the cached 2
+    namespace["OFFSET"] = 1
+    assert shifted.check_call_in_cache(1)
+
+    times3 = skyjoblib.cache(memory, make_closure(3))
+    times4 = skyjoblib.cache(memory, make_closure(4))
+    assert times3(2)[0] == 6
+    assert times4(2)[0] == 8  # one factory, two closures: their own results
+
+    # A lambda argument needs no install() with cache(); the decorator form.
+    @skyjoblib.cache(memory, ignore=["verbose"])
+    def apply(fn, x, verbose=False):
+        return fn(x)
+
+    assert apply(make_closure(2), 5)[0] == 10
+    assert apply.check_call_in_cache(make_closure(2), 5, verbose=True)
+    assert not apply.check_call_in_cache(make_closure(3), 5)
+    # No location: joblib stores nothing and cache() changes nothing.
+    assert not isinstance(skyjoblib.cache(joblib.Memory(None), len), skyjoblib.FingerprintedFunc)
+
+
+# --------------------------------------------------------------------------------------------
 # Fresh interpreters, different PYTHONHASHSEED
 # --------------------------------------------------------------------------------------------
 
@@ -347,3 +435,76 @@ def test_dask_tokens_agree_across_processes_and_hash_seeds(tmp_path):
         for d, s in ((tmp_path, "3"), (other, "4"))
     ]
     assert moved[0]["ours"] == moved[1]["ours"]
+
+
+JOBLIB_MEMORY = """
+import joblib
+import skypickle.integrations.joblib as skyjoblib
+
+TAGS = {{"red", "green", "blue", "cyan", "magenta", "yellow", "black", "white"}}
+
+
+def apply(fn, x):
+    with open("calls.log", "a") as log:
+        log.write("apply\\n")
+    return fn(x)
+
+
+def make_tagger(k):
+    tags = TAGS | {{f"t{{i}}" for i in range(20)}}
+    return lambda v: (v * k, sorted(tags))
+
+
+def tag_count(x):
+    with open("calls.log", "a") as log:
+        log.write("tag_count\\n")
+    return x + len(TAGS)
+
+
+if __name__ == "__main__":
+    try:
+        joblib.hash(make_tagger(1))
+        alone = "hashed"
+    except Exception as exc:
+        alone = type(exc).__name__
+    skyjoblib.install()
+    memory = joblib.Memory("cache", verbose=0)
+    cached_apply = memory.cache(apply)
+    fn = make_tagger({k})
+    hit_before = cached_apply.check_call_in_cache(fn, 3)
+    value = cached_apply(fn, 3)
+    counted = skyjoblib.cache(memory, tag_count)
+    counted_hit_before = counted.check_call_in_cache(5)
+    counted_value = counted(5)
+    report(
+        alone=alone,
+        hit_before=hit_before,
+        value=value[0],
+        counted_hit_before=counted_hit_before,
+        counted_value=counted_value,
+    )
+"""
+
+
+def test_joblib_memory_finds_a_lambda_argument_across_processes(tmp_path):
+    def run(k, seed):
+        return run_script(tmp_path, JOBLIB_MEMORY.format(k=k), {"PYTHONHASHSEED": seed})
+
+    def calls():
+        return (tmp_path / "calls.log").read_text().split()
+
+    first = run(3, "1")
+    assert first["alone"] == "PicklingError"
+    assert (first["hit_before"], first["value"]) == (False, 9)
+    assert first["counted_hit_before"] is False
+    assert calls() == ["apply", "tag_count"]
+    second = run(3, "2")
+    assert (second["hit_before"], second["value"]) == (True, 9)
+    assert second["counted_hit_before"] is True
+    assert calls() == ["apply", "tag_count"]
+    # Another lambda (the factory's argument changed): a miss. The script's source changed,
+    # not the cached functions' own source: joblib keeps their caches.
+    third = run(4, "3")
+    assert (third["hit_before"], third["value"]) == (False, 12)
+    assert third["counted_hit_before"] is True
+    assert calls() == ["apply", "tag_count", "apply"]
