@@ -168,12 +168,21 @@ def test_bench_quick_json():
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     names = {r["case"] for r in results}
-    assert {"dicts_20k", "lambda", "task_graph"} <= names
+    assert {"dicts_20k", "lambda", "task_graph", "fp_lambda", "fp_task_graph"} <= names
     for r in results:
         if r["skipped"]:
             continue
+        if r.get("kind") == "fingerprint":
+            # Hashers: each deterministic here, dask's tokenize with and without skypickle's
+            # registration (which must give different tokens, or the switch did not switch).
+            assert all(c["correct"] for c in r["competitors"].values()), r
+            assert r["ratios"]["fingerprint_vs_tokenize"] is not None
+            assert r["ratios"]["tokenize_sky_vs_tokenize"] is not None
+            continue
         assert r["competitors"]["skypickle"]["correct"], r["case"]
+        assert r["competitors"]["sky-det"]["correct"], r["case"]
         assert r["ratios"]["dumps_min_sky_vs_cloudpickle"] is not None
+        assert r["ratios"]["dumps_min_det_vs_sky"] is not None
 
 
 def test_bench_shows_progress():

@@ -11,6 +11,10 @@ pickles each case's object with protocol 5.  For each case the engine
 * times ``pickle.loads`` of each competitor's own output the same way;
 * records the payload sizes (in-band bytes, plus out-of-band buffer bytes where used).
 
+skypickle also runs in deterministic mode (``sky-det``: ``dumps(..., deterministic=True)``) on
+every case, against its normal mode (dumps only). The ``fingerprint`` cases
+(``_bench_fingerprint``) time hashers instead of picklers, with the same interleaving.
+
 ``run()`` returns a list of plain dicts (what ``--json`` prints); ``_bench_report`` renders them.
 """
 
@@ -26,8 +30,10 @@ import sys
 import time
 from typing import Any, Callable, NamedTuple
 
+from . import _bench_fingerprint
 from ._bench_cases import CASES, CODE_CASES, DATA_CASES, Case
-from ._bench_data import importable
+from ._bench_data import have_numpy, importable
+from ._bench_fingerprint import CASES as FINGERPRINT_CASES
 
 PROTOCOL = 5
 
@@ -48,6 +54,9 @@ MIN_SAMPLE_NS = 20_000
 
 #: The competitor that is skypickle writing for cloudpickle loaders (``compat="cloudpickle"``).
 COMPAT = "sky-compat"
+#: skypickle in deterministic mode (``deterministic=True``): dumps timed on every case, against
+#: the normal mode; its loads are pickle's, of the same opcodes, and are not timed again.
+DETERMINISTIC = "sky-det"
 
 
 class Competitor(NamedTuple):
@@ -75,6 +84,11 @@ def competitors() -> list[Competitor]:
         out.append(Competitor("skypickle", version, skypickle.dumps))
         out.append(
             Competitor(COMPAT, version, functools.partial(skypickle.dumps, compat="cloudpickle"))
+        )
+        out.append(
+            Competitor(
+                DETERMINISTIC, version, functools.partial(skypickle.dumps, deterministic=True)
+            )
         )
     return out
 
@@ -108,7 +122,11 @@ def _loads_thunk(data: bytes, buffers: list | None) -> Callable[[], Any]:
 
 
 def _time_interleaved(
-    thunks: dict[str, Callable[[], Any]], target_s: float, rounds: int, repeat: int | None
+    thunks: dict[str, Callable[[], Any]],
+    target_s: float,
+    rounds: int,
+    repeat: int | None,
+    contexts: dict[str, tuple[Callable[[], Any] | None, Callable[[], Any] | None]] | None = None,
 ) -> dict[str, list[float]]:
     """Per-call times in ns, per competitor.
 
@@ -116,9 +134,23 @@ def _time_interleaved(
     ``target_s / rounds`` seconds (at least one sample), so all of them see the same machine
     noise.  With ``repeat`` set, each round is exactly one sample per competitor instead.
     A sample times a batch of calls when one call is shorter than ``MIN_SAMPLE_NS``.
+    ``contexts``: per competitor, ``(enter, exit)`` called around each of its turns, untimed
+    (the fingerprint cases switch dask's tokenize registration there).
     """
     pc = time.perf_counter_ns
     names = list(thunks)
+    contexts = contexts or {}
+
+    def enter(name: str) -> None:
+        fn = contexts.get(name, (None, None))[0]
+        if fn is not None:
+            fn()
+
+    def leave(name: str) -> None:
+        fn = contexts.get(name, (None, None))[1]
+        if fn is not None:
+            fn()
+
     # Estimate one call's cost: the best of three warm-up calls (one slow call from a noisy
     # neighbour would otherwise shrink the number of samples per round).
     batch: dict[str, int] = {}
@@ -126,11 +158,15 @@ def _time_interleaved(
     for name in names:
         fn = thunks[name]
         est = None
-        for _ in range(3):
-            t0 = pc()
-            fn()
-            dt = max(pc() - t0, 1)
-            est = dt if est is None else min(est, dt)
+        enter(name)
+        try:
+            for _ in range(3):
+                t0 = pc()
+                fn()
+                dt = max(pc() - t0, 1)
+                est = dt if est is None else min(est, dt)
+        finally:
+            leave(name)
         batch[name] = max(1, math.ceil(MIN_SAMPLE_NS / est))
         if repeat is None:
             slice_ns = target_s * 1e9 / rounds
@@ -150,16 +186,20 @@ def _time_interleaved(
                 fn = thunks[name]
                 b = batch[name]
                 out = samples[name]
-                for _ in range(per_round[name]):
-                    if b == 1:
-                        t0 = pc()
-                        fn()
-                        out.append(pc() - t0)
-                    else:
-                        t0 = pc()
-                        for _ in range(b):
+                enter(name)
+                try:
+                    for _ in range(per_round[name]):
+                        if b == 1:
+                            t0 = pc()
                             fn()
-                        out.append((pc() - t0) / b)
+                            out.append(pc() - t0)
+                        else:
+                            t0 = pc()
+                            for _ in range(b):
+                                fn()
+                            out.append((pc() - t0) / b)
+                finally:
+                    leave(name)
             # Garbage from loads (e.g. 20k dicts) is freed by refcounting; cycles wait till now.
             gc.collect()
     finally:
@@ -255,7 +295,8 @@ def run_case(
             entry["error"] = "pickle.loads(output) differs from the original"
         del back
         dumps_thunks[comp.name] = _dumps_thunk(comp, obj, case.out_of_band)
-        loads_thunks[comp.name] = _loads_thunk(data, buffers)
+        if comp.name != DETERMINISTIC:
+            loads_thunks[comp.name] = _loads_thunk(data, buffers)
 
     # 2. Interleaved timing of dumps, then of loads (of each competitor's own output).
     for phase, thunks in (("dumps", dumps_thunks), ("loads", loads_thunks)):
@@ -286,6 +327,11 @@ def run_case(
                 comp_results.get(COMPAT, {}).get(key),
                 comp_results.get("cloudpickle", {}).get(key),
             )
+    for stat in ("min", "median"):
+        key = f"dumps_{stat}_us"
+        result["ratios"][f"dumps_{stat}_det_vs_sky"] = _ratio(
+            comp_results.get(DETERMINISTIC, {}).get(key), sky.get(key)
+        )
     return result
 
 
@@ -297,16 +343,38 @@ def run(
 ) -> list[dict]:
     """Run the named cases (all by default) and return one result dict per case."""
     names: list[str] = []
-    for name in cases or list(CASES):
-        # Two group names select whole families: "data" (vs pickle) and "code" (by value).
-        names += {"data": DATA_CASES, "code": CODE_CASES}.get(name, [name])
-    unknown = [n for n in names if n not in CASES]
+    groups = {"data": DATA_CASES, "code": CODE_CASES, "fingerprint": list(FINGERPRINT_CASES)}
+    for name in cases or [*CASES, *FINGERPRINT_CASES]:
+        # Group names select whole families: "data" (vs pickle), "code" (by value) and
+        # "fingerprint" (hashers: skypickle.fingerprint vs dask's tokenize).
+        names += groups.get(name, [name])
+    known = [*CASES, *FINGERPRINT_CASES]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+        raise ValueError(f"unknown case(s) {unknown}; known: {', '.join(known)}")
     comps = competitors()
     _progress(progress, "competitors: " + ", ".join(f"{c.name} {c.version}" for c in comps))
+    hashers = None
     results = []
     for i, name in enumerate(names, 1):
         _progress(progress, f"[{i}/{len(names)}] {name}")
+        if name in FINGERPRINT_CASES:
+            if hashers is None:
+                hashers = _bench_fingerprint.hashers()
+                _progress(
+                    progress, "hashers: " + ", ".join(f"{h.name} {h.version}" for h in hashers)
+                )
+            results.append(
+                _bench_fingerprint.run_case(
+                    FINGERPRINT_CASES[name],
+                    hashers,
+                    _time_interleaved,
+                    QUICK_TARGET_S if quick else TARGET_S,
+                    QUICK_ROUNDS if quick else ROUNDS,
+                    repeat,
+                    functools.partial(_progress, progress),
+                )
+            )
+            continue
         results.append(run_case(CASES[name], comps, quick=quick, repeat=repeat, progress=progress))
     return results

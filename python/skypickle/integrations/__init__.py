@@ -1,6 +1,10 @@
 """Plugging skypickle into the engines that ship code to other processes.
 
-* :mod:`skypickle.integrations.dask`: ``install()`` for dask and distributed.
+* :mod:`skypickle.integrations.dask`: ``install()`` for dask and distributed;
+  ``install_tokenize()`` alone for ``dask.base.tokenize`` (functions and classes by
+  ``skypickle.fingerprint``).
+* :mod:`skypickle.integrations.joblib`: ``joblib.Memory`` keys that see code: ``install()``
+  (``joblib.hash``), ``hash()``, ``cache(memory, func)``.
 * :mod:`skypickle.integrations.ray`: ``install()`` for Ray (returns the ``runtime_env``).
 * :mod:`skypickle.integrations.loky`: ``install()`` for joblib/loky (``LOKY_PICKLER=skypickle``
   or ``set_loky_pickler("skypickle")`` do the same for workers that have skypickle).
