@@ -32,7 +32,7 @@ from typing import Any, Callable, NamedTuple
 
 from . import _bench_fingerprint
 from ._bench_cases import CASES, CODE_CASES, DATA_CASES, Case
-from ._bench_data import have_numpy, importable
+from ._bench_data import importable
 from ._bench_fingerprint import CASES as FINGERPRINT_CASES
 
 PROTOCOL = 5
