@@ -22,6 +22,7 @@ __all__ = [
     "HIGHEST_PROTOCOL",
     "dump",
     "dumps",
+    "fingerprint",
     "Pickler",
     "_PICKLE_BY_VALUE_MODULES",
     "_CLOUDPICKLE_COPIES",
@@ -96,6 +97,8 @@ HIGHEST_PROTOCOL: int
 # compat: None (skypickle's own format), "cloudpickle", or the module path of a vendored
 # cloudpickle copy ("pyspark.cloudpickle.cloudpickle", ...) whose reconstructors the payload
 # names instead of skypickle's.
+# by_value: modules, or names of modules in sys.modules, pickled by value (with their
+# submodules) for this call only; the registries are left as they are.
 def dumps(
     obj: Any,
     protocol: int | None = None,
@@ -104,9 +107,14 @@ def dumps(
     compat: str | None = None,
     deterministic: bool = False,
     normalize_paths: bool = False,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> bytes: ...
 def fingerprint(
-    obj: Any, *, protocol: int | None = None, normalize_paths: bool = False
+    obj: Any,
+    *,
+    protocol: int | None = None,
+    normalize_paths: bool = False,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> str: ...
 def dump(
     obj: Any,
@@ -117,6 +125,7 @@ def dump(
     compat: str | None = None,
     deterministic: bool = False,
     normalize_paths: bool = False,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> None: ...
 
 # Its instances have a layout of their own (a Rust struct): it cannot be a base together with
@@ -139,6 +148,7 @@ class Pickler:
         compat: str | None = None,
         deterministic: bool = False,
         normalize_paths: bool = False,
+        by_value: Iterable[ModuleType | str] | None = None,
     ) -> None: ...
     @property
     def proto(self) -> int: ...

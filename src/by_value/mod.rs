@@ -11,6 +11,7 @@ pub mod code;
 pub mod decision;
 pub mod function_parts;
 pub mod identity;
+pub mod per_call;
 pub mod reducers;
 
 use pyo3::prelude::*;
