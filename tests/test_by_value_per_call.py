@@ -24,7 +24,7 @@ import cloudpickle
 import pytest
 import skypickle
 import skypickle.compat
-from byvalue_helpers import pack, run_child
+from byvalue_helpers import make_namespace, pack, run_child
 from compat_helpers import payload_globals
 from helpers import by_value_functions, reconstructors
 
@@ -525,3 +525,232 @@ def test_typevar_listed_loads_where_it_is_not_importable(mods, run_in_subprocess
     )
     assert got == (True, "T")
     assert isinstance(a.T, typing.TypeVar)
+
+
+# --------------------------------------------------------------------------------------------
+# Submodules reached by attribute (cloudpickle issue 581)
+# --------------------------------------------------------------------------------------------
+#
+# cloudpickle carries with a by-value function the submodules of the packages it uses whose
+# every dotted part is in the code's co_names, and pickles them like any module. Two cases
+# fail with cloudpickle 3.1.2, on load, with AttributeError:
+#
+# * issue 581: the submodule is reached as getattr(pkg, "sub") (the part is a str constant,
+#   not a name), or from a nested function or lambda (its own co_names): it is not carried,
+#   so the loader never imports it;
+# * the submodule is registered (or listed) by value and its package is not: it is carried,
+#   rebuilt from its namespace as a module bound nowhere, and `pkg.sub` on the loader's
+#   package (by reference) does not find it; a loader with its own copy would run that one.
+#
+# skypickle counts nested code and identifier-like str constants as names, and writes a
+# by-value submodule of a package pickled by reference as setattr(pkg, "sub", <by value>).
+
+SUBMODULE_USERS = """
+import concurrent.futures
+import {pkg}.sub
+
+def attr():
+    return ({pkg}.WHERE, {pkg}.sub.func())
+
+def by_getattr():
+    return ({pkg}.WHERE, getattr({pkg}, "sub").func())
+
+def nested():
+    inner = lambda: {pkg}.sub.func()
+    return ({pkg}.WHERE, inner())
+
+def stdlib():
+    return getattr(concurrent, "futures").ThreadPoolExecutor.__name__
+"""
+
+USER_NAMES = ("attr", "by_getattr", "nested")
+
+
+@pytest.fixture
+def split_package(tmp_path):
+    """A package whose submodule ``sub`` exists here only: the child's copy of the package
+    (``child_site``, which the child puts on its path) has no ``sub``."""
+    name = f"percall_split_{uuid.uuid4().hex[:10]}"
+    here, child = tmp_path / "site_here", tmp_path / "site_child"
+    for site, where in ((here, "here"), (child, "child")):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(f"WHERE = {where!r}\n")
+    (here / name / "sub.py").write_text('def func():\n    return "marker-sub-sent"\n')
+    sys.path.insert(0, str(here))
+    importlib.invalidate_caches()
+    try:
+        pkg = importlib.import_module(name)
+        sub = importlib.import_module(f"{name}.sub")
+        users = make_namespace(SUBMODULE_USERS.format(pkg=name))
+        yield types.SimpleNamespace(name=name, pkg=pkg, sub=sub, users=users, child=str(child))
+    finally:
+        sys.path.remove(str(here))
+        for key in list(sys.modules):
+            if key == name or key.startswith(name + "."):
+                del sys.modules[key]
+
+
+def call_in_child(run_in_subprocess, split, payloads, prelude=""):
+    """Load each payload in a fresh interpreter whose package has no ``sub`` and call it."""
+    return run_child(
+        run_in_subprocess,
+        prelude
+        + textwrap.dedent(
+            f"""
+            sys.path.insert(0, {split.child!r})
+            import {split.name}
+            assert importlib.util.find_spec({split.name + ".sub"!r}) is None
+            result = {{}}
+            for key, data in pickle.loads(PAYLOAD).items():
+                result[key] = outcome(lambda: pickle.loads(data)())
+            result["bound"] = getattr(getattr({split.name}, "sub", None), "__name__", None)
+            result["in sys.modules"] = {split.name + ".sub"!r} in sys.modules
+            """
+        ),
+        payload=pack(**payloads),
+    )
+
+
+def test_cloudpickle_misses_submodules_reached_by_attribute(split_package, run_in_subprocess):
+    """The failure, shown with cloudpickle 3.1.2 and its own registry."""
+    split = split_package
+    cloudpickle.register_pickle_by_value(split.sub)
+    try:
+        payloads = {n: cloudpickle.dumps(split.users[n]) for n in USER_NAMES}
+    finally:
+        cloudpickle.unregister_pickle_by_value(split.sub)
+    payloads["stdlib"] = cloudpickle.dumps(split.users["stdlib"])
+    got = call_in_child(run_in_subprocess, split, payloads)
+    for name in (*USER_NAMES, "stdlib"):
+        assert got[name][:2] == ("raise", "AttributeError"), name
+
+
+SENT = ("ok", ("child", "marker-sub-sent"))
+
+
+@pytest.mark.parametrize("how", ["registry", "cloudpickle_registry", "list", "list_by_name"])
+def test_submodules_reached_by_attribute_travel_and_are_bound(
+    split_package, run_in_subprocess, how
+):
+    split = split_package
+    registries_before = registries()
+    if how == "registry":
+        skypickle.register_pickle_by_value(split.sub)
+    elif how == "cloudpickle_registry":
+        cloudpickle.register_pickle_by_value(split.sub)
+    by_value = {"list": [split.sub], "list_by_name": [split.sub.__name__]}.get(how)
+    try:
+        payloads = {n: skypickle.dumps(split.users[n], by_value=by_value) for n in USER_NAMES}
+    finally:
+        if how == "registry":
+            skypickle.unregister_pickle_by_value(split.sub)
+        elif how == "cloudpickle_registry":
+            cloudpickle.unregister_pickle_by_value(split.sub)
+    assert registries() == registries_before
+    for data in payloads.values():
+        assert ("builtins", "setattr") in referenced(data)
+        assert (split.name, "sub") not in referenced(data)
+    payloads["stdlib"] = skypickle.dumps(split.users["stdlib"])
+    assert b"concurrent.futures" in payloads["stdlib"]
+    got = call_in_child(run_in_subprocess, split, payloads)
+    assert got == {
+        "attr": SENT,
+        "by_getattr": SENT,
+        "nested": SENT,
+        "stdlib": ("ok", "ThreadPoolExecutor"),
+        "bound": split.sub.__name__,
+        "in sys.modules": False,
+    }
+
+
+def test_submodule_binding_in_compat_payloads_and_reduce_values(split_package, run_in_subprocess):
+    """A cloudpickle loader (skypickle not importable) binds it too: the binding is a call of
+    builtins.setattr. Pickler.reducer_override's reduce value carries the same binding, in
+    both formats."""
+    split = split_package
+    reduce_value = skypickle.Pickler(io.BytesIO(), by_value=[split.sub]).reducer_override(
+        split.users["attr"]
+    )
+    (binding,) = reduce_value[2][4]["_skypickle_submodules"]
+    assert type(binding).__name__ == "_SubmoduleBinding"
+    assert binding.__reduce__() == (setattr, (split.pkg, "sub", split.sub))
+
+    def through_override(base, name):
+        class Sub(base):
+            def reducer_override(self, obj):
+                return super().reducer_override(obj)
+
+        file = io.BytesIO()
+        Sub(file, by_value=[split.sub]).dump(split.users[name])
+        return file.getvalue()
+
+    expected = {
+        **{n: SENT for n in USER_NAMES},
+        "bound": split.sub.__name__,
+        "in sys.modules": False,
+    }
+    own = {n: through_override(skypickle.Pickler, n) for n in USER_NAMES}
+    assert call_in_child(run_in_subprocess, split, own) == expected
+    for compat in (
+        {n: skypickle.compat.dumps(split.users[n], by_value=[split.sub]) for n in USER_NAMES},
+        {n: through_override(skypickle.compat.Pickler, n) for n in USER_NAMES},
+    ):
+        for data in compat.values():
+            assert not any(module.startswith("skypickle") for module, _ in referenced(data))
+        assert call_in_child(run_in_subprocess, split, compat, BLOCK_SKYPICKLE) == expected
+
+
+def test_no_binding_unless_the_package_goes_by_reference_and_the_submodule_by_value(
+    split_package,
+):
+    split = split_package
+    attr = split.users["attr"]
+
+    def carried(**kw):
+        reduce_value = skypickle.Pickler(io.BytesIO(), **kw).reducer_override(attr)
+        return list((reduce_value[2][4] or {}).get("_skypickle_submodules", []))
+
+    # Neither by value: the submodule itself, imported on load.
+    assert carried() == [split.sub]
+    # The package by value: its namespace carries `sub` already.
+    assert carried(by_value=[split.pkg]) == [split.sub]
+    assert ("builtins", "setattr") not in referenced(skypickle.dumps(attr, by_value=[split.pkg]))
+    # Only the submodule by value: bound in the package.
+    assert type(carried(by_value=[split.sub])[0]).__name__ == "_SubmoduleBinding"
+    # The package's attribute is something else here: the code does not reach the submodule
+    # through it, and the loader's package is left alone.
+    split.pkg.__dict__["sub"] = "shadow"
+    try:
+        assert carried(by_value=[split.sub]) == [split.sub]
+    finally:
+        split.pkg.__dict__["sub"] = split.sub
+
+
+def test_submodule_names_from_nested_code_and_constants(split_package):
+    """What counts as reaching a submodule: its parts among the code's names, the names of
+    the code nested in it, or its identifier-like str constants (in tuples too); text with
+    spaces (messages, docstrings) never names one."""
+    split = split_package
+    ns = make_namespace(
+        f"""
+        import {split.name}
+
+        def in_tuple():
+            return [getattr({split.name}, n) for n in ("sub", "other")]
+
+        def in_docstring():
+            "The sub module."
+            return {split.name}
+
+        def with_spaces():
+            return {split.name}, "sub module"
+        """
+    )
+
+    def carried(func):
+        reduce_value = skypickle.Pickler(io.BytesIO()).reducer_override(func)
+        return list((reduce_value[2][4] or {}).get("_skypickle_submodules", []))
+
+    assert carried(ns["in_tuple"]) == [split.sub]
+    assert carried(ns["in_docstring"]) == []
+    assert carried(ns["with_spaces"]) == []

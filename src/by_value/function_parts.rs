@@ -30,13 +30,12 @@ use crate::wire::{op, wire};
 /// Submodules of the modules in `deps` that the code reaches by attribute (`xml.etree` used as
 /// `xml.etree.ElementTree.parse` with only `xml` global): pickled so the loader imports them.
 pub fn find_imported_submodules<'py>(
-    code: &Bound<'py, PyAny>,
+    co_names: &Bound<'py, PyTuple>,
     deps: &[Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyList>> {
-    let py = code.py();
+    let py = co_names.py();
     let found = PyList::empty(py);
     let mut modules = None;
-    let co_names = code.getattr(pyo3::intern!(py, "co_names"))?;
     for dep in deps {
         if !dep.is_instance_of::<PyModule>() {
             continue;
@@ -201,7 +200,11 @@ impl<'py> FunctionParts<'py> {
         let submodules = if deps.is_empty() {
             Vec::new()
         } else {
-            find_imported_submodules(&code, &deps)?.iter().collect()
+            // Not only `co_names`: nested code and string constants reach submodules too
+            // (cloudpickle issue 581; see `code::attribute_names`).
+            let names = info.attribute_names(&code)?;
+            let reached = find_imported_submodules(&names, &deps)?.iter().collect();
+            super::bound_submodule::bind_by_value_submodules(reached)?
         };
 
         // What FunctionType(code, base_globals) gives by itself (CPython 3.9-3.13): the code's

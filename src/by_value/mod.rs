@@ -6,6 +6,7 @@
 //! the normal path (a global by reference) proceed. The special reducers of cloudpickle's
 //! dispatch table (cells, code, modules, methods, ...) are in `reducers`.
 
+pub mod bound_submodule;
 pub mod class_parts;
 pub mod code;
 pub mod decision;
