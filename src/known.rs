@@ -59,6 +59,9 @@ pub struct Known {
     pub latin1: Py<PyString>,
     /// `builtins.getattr`, for nested names below protocol 4.
     pub getattr: Py<PyAny>,
+    /// `builtins.setattr`, which binds a by-value submodule in its package on load
+    /// (`by_value::bound_submodule`).
+    pub setattr: Py<PyAny>,
     /// `functools.partial`, for NEWOBJ_EX below protocol 4.
     pub partial: Py<PyAny>,
     /// The class-level registry behind `Pickler.dispatch` / `Pickler.dispatch_table`'s first map.
@@ -228,6 +231,7 @@ fn build(module: &Bound<'_, PyModule>) -> PyResult<Known> {
         codecs_encode: py.import("_codecs")?.getattr("encode")?.unbind(),
         latin1: PyString::intern(py, "latin1").unbind(),
         getattr: py.import("builtins")?.getattr("getattr")?.unbind(),
+        setattr: py.import("builtins")?.getattr("setattr")?.unbind(),
         partial: py.import("functools")?.getattr("partial")?.unbind(),
         dispatch_registry: dispatch_registry.unbind(),
         default_dispatch_table: chain_map.unbind(),

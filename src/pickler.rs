@@ -10,9 +10,10 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PySet, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::by_value::per_call;
 use crate::deterministic::Mode;
 use crate::errors::{finish_error, pickling_error};
 use crate::known::{self, Known};
@@ -94,13 +95,15 @@ fn default_hooks<'py>(py: Python<'py>, lk: &Known) -> PyResult<Hooks<'py>> {
 }
 
 /// `dumps(obj, protocol=None, buffer_callback=None, *, compat=None, deterministic=False,
-/// normalize_paths=False)`: the pickle of `obj` as bytes. `compat` names the cloudpickle copy
-/// the loader has instead of skypickle (`"cloudpickle"`, `"pyspark.cloudpickle.cloudpickle"`,
-/// ...): see `save/compat.rs`. `deterministic`: see `deterministic.rs`.
+/// normalize_paths=False, by_value=None)`: the pickle of `obj` as bytes. `compat` names the
+/// cloudpickle copy the loader has instead of skypickle (`"cloudpickle"`,
+/// `"pyspark.cloudpickle.cloudpickle"`, ...): see `save/compat.rs`. `deterministic`: see
+/// `deterministic.rs`. `by_value`: modules (or their names) pickled by value for this call
+/// only, see `by_value/per_call.rs`.
 #[pyfunction]
 #[pyo3(signature = (
     obj, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-    normalize_paths=false, max_bytes=None
+    normalize_paths=false, max_bytes=None, by_value=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn dumps<'py>(
@@ -112,17 +115,20 @@ pub fn dumps<'py>(
     deterministic: bool,
     normalize_paths: bool,
     max_bytes: Option<usize>,
+    by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
     let mode = resolve_mode(deterministic, normalize_paths)?;
+    let by_value = per_call::resolve(py, by_value)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
     dumper.compat = compat.map(Compat::new);
     dumper.mode = mode;
     dumper.set_max_bytes(max_bytes);
+    dumper.by_value_modules = by_value;
     run_dump(&mut dumper, obj)?;
     dumper.take_output()
 }
@@ -156,30 +162,39 @@ pub fn explain<'py>(
 /// payload is never built whole, and large buffers (numpy arrays at protocol 5) are hashed
 /// where they lie. Equal to `blake3(dumps(obj, protocol, deterministic=True,
 /// normalize_paths=normalize_paths))`.
+/// `fingerprint(obj, *, protocol=None, normalize_paths=False, by_value=None)`: the BLAKE3
+/// digest (64 hex digits) of `obj`'s deterministic pickle, hashed frame by frame as it is
+/// written: the payload is never built whole, and large buffers (numpy arrays at protocol 5)
+/// are hashed where they lie. Equal to `blake3(dumps(obj, protocol, deterministic=True,
+/// normalize_paths=normalize_paths, by_value=by_value))`.
 #[pyfunction]
-#[pyo3(signature = (obj, *, protocol=None, normalize_paths=false))]
+#[pyo3(signature = (obj, *, protocol=None, normalize_paths=false, by_value=None))]
 pub fn fingerprint<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     protocol: Option<&Bound<'py, PyAny>>,
     normalize_paths: bool,
+    by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<String> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
+    let mode = resolve_mode(true, normalize_paths)?;
+    let by_value = per_call::resolve(py, by_value)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
-    dumper.mode = resolve_mode(true, normalize_paths)?;
+    dumper.mode = mode;
+    dumper.by_value_modules = by_value;
     dumper.hasher = Some(Box::default());
     run_dump(&mut dumper, obj)?;
     dumper.finish_hash()
 }
 
 /// `dump(obj, file, protocol=None, buffer_callback=None, *, compat=None, deterministic=False,
-/// normalize_paths=False)`: write the pickle of `obj` to `file`.
+/// normalize_paths=False, by_value=None)`: write the pickle of `obj` to `file`.
 #[pyfunction]
 #[pyo3(signature = (
     obj, file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-    normalize_paths=false, max_bytes=None
+    normalize_paths=false, max_bytes=None, by_value=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
@@ -192,12 +207,14 @@ pub fn dump<'py>(
     deterministic: bool,
     normalize_paths: bool,
     max_bytes: Option<usize>,
+    by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
     let mode = resolve_mode(deterministic, normalize_paths)?;
+    let by_value = per_call::resolve(py, by_value)?;
     let write = file_write(file)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(
@@ -212,11 +229,13 @@ pub fn dump<'py>(
     dumper.compat = compat.map(Compat::new);
     dumper.mode = mode;
     dumper.set_max_bytes(max_bytes);
+    dumper.by_value_modules = by_value;
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }
 
-/// Pickler(file, protocol=None, buffer_callback=None)
+/// Pickler(file, protocol=None, buffer_callback=None, *, compat=None, deterministic=False,
+/// normalize_paths=False, by_value=None)
 ///
 /// Writes pickles of objects to `file` (anything with a `write(bytes)` method). Subclasses may
 /// define `persistent_id(obj)`, override `reducer_override(obj)` (call the base one with
@@ -235,6 +254,9 @@ pub struct Pickler {
     mode: Mode,
     /// `max_bytes=`, per dump.
     max_bytes: Option<usize>,
+    /// `by_value=`, checked and normalised once, in `__init__`: every dump of this pickler
+    /// (and its `reducer_override`) uses it.
+    by_value: Option<Py<PySet>>,
     memo: MemoStore,
     /// cloudpickle's `globals_ref` (see `Dumper::globals_ref`), kept across dumps like the memo.
     globals_ref: Py<PyDict>,
@@ -301,6 +323,7 @@ impl Pickler {
             compat: None,
             mode: Mode::default(),
             max_bytes: None,
+            by_value: None,
             memo: MemoStore::default(),
             globals_ref: PyDict::new(py).unbind(),
             initialized: true,
@@ -309,7 +332,7 @@ impl Pickler {
 
     #[pyo3(signature = (
         file, protocol=None, buffer_callback=None, *, compat=None, deterministic=false,
-        normalize_paths=false, max_bytes=None
+        normalize_paths=false, max_bytes=None, by_value=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn __init__(
@@ -321,12 +344,14 @@ impl Pickler {
         deterministic: bool,
         normalize_paths: bool,
         max_bytes: Option<usize>,
+        by_value: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         self.max_bytes = max_bytes;
         let proto = resolve_protocol(protocol)?;
         let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
         self.compat = resolve_compat_target(file.py(), compat)?.map(Bound::unbind);
         self.mode = resolve_mode(deterministic, normalize_paths)?;
+        self.by_value = per_call::resolve(file.py(), by_value)?.map(Bound::unbind);
         self.write = Some(file_write(file)?.unbind());
         self.protocol = proto;
         self.proto_arg = protocol
@@ -341,7 +366,7 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let lk = known::get(py)?;
-        let (write, proto, buffer_callback, memo, globals_ref, compat, mode, max_bytes) = {
+        let (write, proto, buffer_callback, memo, globals_ref, compat, mode, max_bytes, by_value) = {
             let mut this = slf.try_borrow_mut()?;
             let Some(write) = this.write.as_ref().map(|w| w.clone_ref(py)) else {
                 let name = slf.get_type().name()?;
@@ -360,6 +385,7 @@ impl Pickler {
                 this.compat.as_ref().map(|c| c.clone_ref(py)),
                 this.mode,
                 this.max_bytes,
+                this.by_value.as_ref().map(|b| b.clone_ref(py)),
             )
         };
         let hooks = match Self::hooks(slf, lk) {
@@ -382,6 +408,7 @@ impl Pickler {
         dumper.compat = compat.map(|c| Compat::new(c.into_bound(py)));
         dumper.mode = mode;
         dumper.set_max_bytes(max_bytes);
+        dumper.by_value_modules = by_value.map(|b| b.into_bound(py));
         let result = run_dump(&mut dumper, obj).and_then(|()| dumper.flush_to_file());
         let memo = std::mem::take(&mut dumper.memo).into_store();
         drop(dumper);
@@ -403,8 +430,9 @@ impl Pickler {
     /// Subclasses that override it can call it with `super().reducer_override(obj)`.
     fn reducer_override(&self, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = obj.py();
-        // Called by a subclass during its dump (the mode is already set) or directly.
+        // Called by a subclass during its dump (the mode and list are already set) or directly.
         let _mode = crate::deterministic::enter(self.mode);
+        let _by_value = per_call::enter(self.by_value.as_ref().map(|b| b.clone_ref(py)));
         match crate::by_value::reducer_override(obj, self.globals_ref.bind(py))? {
             Some(rv) => Ok(rv.into_any().unbind()),
             None => Ok(py.NotImplemented()),
@@ -440,6 +468,9 @@ impl Pickler {
         if let Some(c) = &self.buffer_callback {
             visit.call(c)?;
         }
+        if let Some(b) = &self.by_value {
+            visit.call(b)?;
+        }
         for obj in self.memo.objects() {
             visit.call(obj)?;
         }
@@ -451,6 +482,7 @@ impl Pickler {
         self.write = None;
         self.proto_arg = None;
         self.buffer_callback = None;
+        self.by_value = None;
         self.memo = MemoStore::default();
     }
 }

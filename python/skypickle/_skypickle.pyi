@@ -98,6 +98,8 @@ HIGHEST_PROTOCOL: int
 # compat: None (skypickle's own format), "cloudpickle", or the module path of a vendored
 # cloudpickle copy ("pyspark.cloudpickle.cloudpickle", ...) whose reconstructors the payload
 # names instead of skypickle's.
+# by_value: modules, or names of modules in sys.modules, pickled by value (with their
+# submodules) for this call only; the registries are left as they are.
 def dumps(
     obj: Any,
     protocol: int | None = None,
@@ -107,11 +109,18 @@ def dumps(
     deterministic: bool = False,
     normalize_paths: bool = False,
     max_bytes: int | None = None,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> bytes: ...
 def _explain(
     obj: Any, protocol: int | None = None, compat: str | None = None
 ) -> dict[str, Any]: ...
-def fingerprint(obj: Any, *, protocol: int | None = None, normalize_paths: bool = False) -> str: ...
+def fingerprint(
+    obj: Any,
+    *,
+    protocol: int | None = None,
+    normalize_paths: bool = False,
+    by_value: Iterable[ModuleType | str] | None = None,
+) -> str: ...
 def dump(
     obj: Any,
     file: _Writable,
@@ -122,6 +131,7 @@ def dump(
     deterministic: bool = False,
     normalize_paths: bool = False,
     max_bytes: int | None = None,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> None: ...
 
 # Its instances have a layout of their own (a Rust struct): it cannot be a base together with
@@ -145,6 +155,7 @@ class Pickler:
         deterministic: bool = False,
         normalize_paths: bool = False,
         max_bytes: int | None = None,
+        by_value: Iterable[ModuleType | str] | None = None,
     ) -> None: ...
     @property
     def proto(self) -> int: ...

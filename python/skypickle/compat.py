@@ -46,7 +46,7 @@ def dumps(
     obj: Any, protocol: int | None = None, buffer_callback: Any = None, **options: Any
 ) -> bytes:
     """``skypickle.dumps(obj, protocol, buffer_callback, compat=TARGET, **options)``
-    (``deterministic=``, ``normalize_paths=``)."""
+    (``deterministic=``, ``normalize_paths=``, ``by_value=``)."""
     return _sky.dumps(obj, protocol, buffer_callback, compat=TARGET, **options)
 
 

@@ -139,6 +139,24 @@ pub struct CodeInfo {
     /// The content digest deterministic mode derives class ids from (`by_value::identity`),
     /// made on first use: code objects are immutable, so it never goes stale.
     pub digest: std::cell::OnceCell<[u8; 32]>,
+    /// The names through which the code may reach a submodule ([`attribute_names`]), made on
+    /// first use (only functions that use a package need them).
+    attribute_names: std::cell::OnceCell<Py<PyTuple>>,
+}
+
+impl CodeInfo {
+    /// [`attribute_names`] of `code`, the code object this entry describes, read once.
+    pub fn attribute_names<'py>(&self, code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = code.py();
+        if let Some(names) = self.attribute_names.get() {
+            return Ok(names.bind(py).clone());
+        }
+        let names = attribute_names(code)?;
+        // A nested dump (a collection running user code) cannot have filled it meanwhile:
+        // nothing above runs Python code. Either way the value is the same.
+        let _ = self.attribute_names.set(names.clone().unbind());
+        Ok(names)
+    }
 }
 
 thread_local! {
@@ -197,6 +215,7 @@ fn read_code_info(code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
         natural_doc,
         global_names: global_names(code)?.into_iter().map(Bound::unbind).collect(),
         digest: std::cell::OnceCell::new(),
+        attribute_names: std::cell::OnceCell::new(),
     })
 }
 
@@ -309,4 +328,72 @@ pub fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, Py
         .iter()
         .map(|name| name.cast_into::<PyString>().map_err(PyErr::from))
         .collect()
+}
+
+/// Constants visited at most by [`attribute_names`]: code objects built by hand can nest
+/// tuples of constants without end (or in a cycle, through the C API); real code is far below.
+const MAX_CONSTANTS: usize = 1 << 20;
+
+/// Whether `text` can be one dotted part of a module name, as code spells it: an identifier
+/// (approximated: letters, digits and underscores, not starting with a digit). Docstrings,
+/// messages and format strings, the bulk of string constants, never are.
+fn is_identifier_like(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// The names through which `code` may reach a submodule by attribute from a package it
+/// uses: the `co_names` of the code and of the code nested in it (a lambda, comprehension or
+/// inner function using `pkg.sub` runs with the function's globals), and its identifier-like
+/// str constants, in tuples of constants too (`getattr(pkg, "sub")`, `vars(pkg)["sub"]`:
+/// cloudpickle issue 581, where the submodule name is a constant, not a name). A submodule
+/// counts as reached when every dotted part of its name below the package is one of these.
+/// Each text once, in order of first appearance.
+pub fn attribute_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let py = code.py();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut names: Vec<Bound<'py, PyString>> = Vec::new();
+    let mut keep = |name: &Bound<'py, PyAny>, identifier_only: bool| {
+        let Ok(text) = name.cast::<PyString>() else {
+            return;
+        };
+        // A name that is not UTF-8 (lone surrogates) is never a part of an importable name.
+        let Ok(cow) = text.to_cow() else {
+            return;
+        };
+        if (identifier_only && !is_identifier_like(&cow)) || seen.contains(cow.as_ref()) {
+            return;
+        }
+        seen.insert(cow.into_owned());
+        names.push(text.clone());
+    };
+    // An explicit stack rather than recursion: constants may nest deeper than the C stack.
+    let mut pending: Vec<Bound<'py, PyAny>> = vec![code.clone()];
+    let mut visited = 0usize;
+    while let Some(item) = pending.pop() {
+        visited += 1;
+        if visited > MAX_CONSTANTS {
+            break;
+        }
+        if item.is_instance_of::<PyCode>() {
+            if let Ok(co_names) = item.getattr(pyo3::intern!(py, "co_names")) {
+                for name in co_names.cast::<PyTuple>()?.iter() {
+                    keep(&name, false);
+                }
+            }
+            let consts = item
+                .getattr(pyo3::intern!(py, "co_consts"))?
+                .cast_into::<PyTuple>()?;
+            // Reversed onto the stack, so constants are met in their order.
+            pending.extend(consts.iter().rev());
+        } else if item.is_instance_of::<PyString>() {
+            keep(&item, true);
+        } else if let Ok(tuple) = item.cast::<PyTuple>() {
+            pending.extend(tuple.iter().rev());
+        } else if let Ok(set) = item.cast::<pyo3::types::PyFrozenSet>() {
+            pending.extend(set.iter());
+        }
+    }
+    PyTuple::new(py, names)
 }

@@ -128,17 +128,24 @@ fn push_copy_registries<'py>(py: Python<'py>, sets: &mut Vec<Bound<'py, PySet>>)
 
 /// Whether `module` (by its `__name__`) or one of its parent packages is registered, with
 /// skypickle or with a cloudpickle copy imported in this process (users follow documentation
-/// that says `cloudpickle.register_pickle_by_value`, e.g. dask's).
+/// that says `cloudpickle.register_pickle_by_value`, e.g. dask's), or listed in the
+/// `by_value=` of the dump running on this thread (`per_call`).
 pub fn is_registered_pickle_by_value(module: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = module.py();
-    // The registries to look in: skypickle's and the copies', the empty ones left out. With
-    // none (the common case) this is two length checks, and nothing is allocated.
+    // The sets to look in: skypickle's registry and the copies', the empty ones left out, and
+    // the dump's own list. With none (the common case) this is two length checks and a
+    // thread-local read, and nothing is allocated.
     let mut sets = Vec::new();
     let own = registry(py)?;
     if !own.is_empty() {
         sets.push(own.clone());
     }
     push_copy_registries(py, &mut sets)?;
+    // Read at every decision, never cached: the same code object or class may be pickled
+    // by another call with another list (or none) on this or another thread.
+    if let Some(listed) = super::per_call::current(py) {
+        sets.push(listed);
+    }
     if sets.is_empty() {
         return Ok(false);
     }

@@ -151,8 +151,11 @@ impl<'py> FunctionParts<'py> {
         let submodules = if deps.is_empty() {
             Vec::new()
         } else {
-            let co_names = info.names.bind(py).cast::<PyTuple>()?;
-            find_imported_submodules(co_names, &deps)?
+            // Not only `co_names`: nested code and string constants reach submodules too
+            // (cloudpickle issue 581; see `code::attribute_names`).
+            let names = info.attribute_names(&code)?;
+            let reached = find_imported_submodules(&names, &deps)?;
+            super::bound_submodule::bind_by_value_submodules(reached)?
         };
 
         // What FunctionType(code, base_globals) gives by itself (CPython 3.9-3.13): the code's

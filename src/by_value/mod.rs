@@ -6,11 +6,13 @@
 //! the normal path (a global by reference) proceed. The special reducers of cloudpickle's
 //! dispatch table (cells, code, modules, methods, ...) are in `reducers`.
 
+pub mod bound_submodule;
 pub mod class_parts;
 pub mod code;
 pub mod decision;
 pub mod function_parts;
 pub mod identity;
+pub mod per_call;
 pub mod reducers;
 pub mod submodules;
 

@@ -118,6 +118,9 @@ pub struct Dumper<'py> {
     pub compat: Option<compat::Compat<'py>>,
     /// Deterministic mode and its options (`crate::deterministic`).
     pub mode: crate::deterministic::Mode,
+    /// `by_value=`: the modules this dump pickles by value besides the registered ones
+    /// (`crate::by_value::per_call`), already checked and normalised to names.
+    pub by_value_modules: Option<Bound<'py, PySet>>,
     /// Deterministic mode: the sets whose items are being keyed (see canonical.rs).
     keying: Vec<usize>,
     /// `fingerprint`: the stream goes into this hash instead of a `bytes` object or a file.
@@ -163,6 +166,7 @@ impl<'py> Dumper<'py> {
             by_value: by_value_function::ByValueCache::default(),
             compat: None,
             mode: crate::deterministic::Mode::default(),
+            by_value_modules: None,
             keying: Vec::new(),
             hasher: None,
             discard: false,
@@ -177,8 +181,14 @@ impl<'py> Dumper<'py> {
     /// Write a whole pickle of `obj`: PROTO, the object, STOP, then the last frame.
     pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
         self.special_sink = self.hasher.is_some() || self.discard || self.max_bytes.is_some();
-        // The by-value layer's reducers read the mode from the thread (see deterministic.rs).
+        // The by-value layer's reducers read the mode and the by-value list from the thread
+        // (see deterministic.rs and by_value/per_call.rs): they are also called from Python.
         let _mode = crate::deterministic::enter(self.mode);
+        let _by_value = crate::by_value::per_call::enter(
+            self.by_value_modules
+                .as_ref()
+                .map(|names| names.clone().unbind()),
+        );
         if self.proto >= 2 {
             self.write(&[PROTO, self.proto])?;
             if self.proto >= 4 {
