@@ -360,3 +360,40 @@ def test_inspect_shares_the_report_layout(tmp_path):
     assert first.startswith(f"inspect {path}: ") and exp_first.startswith("explain ")
     assert first.split(": ", 1)[1].split(",")[0] == exp_first.split(": ", 1)[1].split(",")[0]
     assert "Modules imported on load:" in out.stdout
+
+
+DASK_CAP = """
+import pickle
+import numpy as np
+import distributed.protocol.pickle as dpickle
+import skypickle.integrations.dask as skydask
+
+BIG = np.ones(200_000)
+task = lambda i: BIG[i]                      # a __main__ lambda: goes to skypickle
+small = lambda i: i + 1
+skydask.install(workers="skypickle", max_task_bytes=100_000)
+assert pickle.loads(dpickle.dumps(small))(1) == 2
+try:
+    dpickle.dumps(task)
+except pickle.PicklingError as exc:
+    print("refused:", exc)
+skydask.install(workers="cloudpickle", max_task_bytes=100_000)
+try:
+    dpickle.dumps(task)
+except pickle.PicklingError as exc:
+    print("refused compat:", "obj.__globals__['BIG'] (global)" in str(exc))
+skydask.uninstall()
+assert len(dpickle.dumps(task)) > 1_000_000
+print("uninstalled")
+"""
+
+
+def test_dask_install_max_task_bytes():
+    out = subprocess.run(
+        [sys.executable, "-c", DASK_CAP], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "refused: the pickle would exceed max_bytes=100000" in out.stdout
+    assert "obj.__globals__['BIG'] (global)" in out.stdout
+    assert "refused compat: True" in out.stdout
+    assert out.stdout.rstrip().endswith("uninstalled")

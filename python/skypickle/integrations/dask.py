@@ -98,17 +98,29 @@ class _CompatDumps:
         return functools.partial(cloudpickle.dumps, protocol=pickle.HIGHEST_PROTOCOL).__reduce__()
 
 
-def _patch_this_process(workers: str = "skypickle") -> list[str]:
+def _limited(writer: Any, max_bytes: int | None) -> Any:
+    """``writer`` (skypickle or a compat API) with ``max_bytes`` on its ``dumps``/``dump``: a
+    module object of its own, so that the original is left as it is."""
+    if max_bytes is None:
+        return writer
+    api = types.ModuleType(f"{writer.__name__}[max_bytes={max_bytes}]", writer.__doc__)
+    api.__dict__.update({k: v for k, v in vars(writer).items() if not k.startswith("__")})
+    api.dumps = functools.partial(writer.dumps, max_bytes=max_bytes)
+    api.dump = functools.partial(writer.dump, max_bytes=max_bytes)
+    return api
+
+
+def _patch_this_process(workers: str = "skypickle", max_task_bytes: int | None = None) -> list[str]:
     """Point every place dask and distributed call cloudpickle at skypickle, writing for
-    ``workers``; return what was patched."""
+    ``workers``, refusing payloads over ``max_task_bytes``; return what was patched."""
     if workers == "skypickle":
-        writer: Any = skypickle
-        mp_dumps: Any = functools.partial(skypickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
+        writer: Any = _limited(skypickle, max_task_bytes)
+        mp_dumps: Any = functools.partial(writer.dumps, protocol=pickle.HIGHEST_PROTOCOL)
     else:
         from skypickle.compat import for_target
 
         # distributed and dask import the top-level cloudpickle, so their workers load that.
-        writer = for_target("cloudpickle")
+        writer = _limited(for_target("cloudpickle"), max_task_bytes)
         mp_dumps = _CompatDumps(writer)
     patched = []
     try:
@@ -389,12 +401,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def install(client: Any = None, workers: str | None = None) -> list[str]:
+def install(
+    client: Any = None, workers: str | None = None, max_task_bytes: int | None = None
+) -> list[str]:
     """Use skypickle in dask and distributed (see the module documentation).
 
     ``client``: a ``distributed.Client`` of an already running cluster. ``workers``:
     ``"skypickle"`` (workers import skypickle; it is installed on them too), ``"cloudpickle"``
     (workers need only cloudpickle) or ``None`` to decide as the module documentation says.
+    ``max_task_bytes``: what this process pickles with skypickle (functions, closures and
+    classes that travel by value, and whatever holds them) over this many bytes is refused
+    with ``pickle.PicklingError`` naming its largest parts (``skypickle.dumps(max_bytes=)``).
     Returns the modules patched in this process; ``workers_mode()`` gives the choice made.
     """
     global _mode
@@ -402,7 +419,7 @@ def install(client: Any = None, workers: str | None = None) -> list[str]:
         workers = "skypickle" if client is None or workers_have_skypickle(client) else "cloudpickle"
     elif workers not in WORKER_MODES:
         raise ValueError(f"workers must be one of {WORKER_MODES} or None, not {workers!r}")
-    patched = _patch_this_process(workers)
+    patched = _patch_this_process(workers, max_task_bytes)
     # A preload left from an earlier install("skypickle") would make new workers import
     # skypickle, which workers="cloudpickle" promises they need not have.
     _set_worker_preload(workers == "skypickle")
