@@ -35,6 +35,10 @@ TEST_MODULES = (
     "test_classes_enum",
     "test_classes_stdlib",
     "test_classes_tracking",
+    "test_deterministic",
+    "deterministic_corpus",
+    "deterministic_registered",
+    "deterministic_exercise",
 )
 
 # Tools available to the child's code, and exec'd in the test process too (``compare_in_child``).
