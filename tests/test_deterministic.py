@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import blake3
@@ -272,3 +273,192 @@ def test_compat_payloads_load_with_cloudpickle_only(corpus, run_in_subprocess):
     got = run_child(run_in_subprocess, body, pickle.dumps(reference["compat"]))
     assert got.pop("cloudpickle") == "3.1.2"
     assert got == {name: ("ok", reference["exercised"][name]) for name in reference["compat"]}
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Definitions executed again: a re-run notebook cell
+# --------------------------------------------------------------------------------------------
+
+CELL = '''
+import enum
+
+RATE = 3
+
+
+class Account:
+    """A class defined in a notebook cell."""
+
+    currency = "EUR"
+    kinds = {"checking", "savings", "brokerage"}
+
+    def __init__(self, owner, balance=0):
+        self.owner = owner
+        self.balance = balance
+
+    def deposit(self, amount):
+        self.balance += amount * RATE
+        return self.balance
+
+    @property
+    def label(self):
+        return f"{self.owner}:{self.balance}"
+
+
+class Savings(Account):
+    def deposit(self, amount):
+        return super().deposit(amount) + 1
+
+
+class Kind(enum.Enum):
+    A = "a"
+    B = "b"
+
+
+def fee(amount, rate=RATE):
+    return amount * rate
+'''
+
+
+def run_cell(source, filename="<cell>"):
+    """Execute ``source`` as a notebook cell: in a namespace named ``__main__``."""
+    namespace = {"__name__": "__main__"}
+    exec(compile(textwrap.dedent(source), filename, "exec"), namespace)
+    return namespace
+
+
+def cell_objects(ns):
+    return (ns["Account"], ns["Savings"], ns["Kind"], ns["fee"], ns["Savings"]("ann", 2))
+
+
+def test_rerun_cell_gives_the_same_bytes(run_in_subprocess):
+    first, second = run_cell(CELL), run_cell(CELL)
+    # Not so in the normal mode: each class gets a random tracker id. (Checked first: once a
+    # class was dumped in deterministic mode, the normal mode uses its content id too.)
+    assert skypickle.dumps(first["Account"]) != skypickle.dumps(second["Account"])
+    for name in ("Account", "Savings", "Kind", "fee"):
+        assert first[name] is not second[name]
+        assert det(first[name]) == det(second[name]), name
+        assert skypickle.fingerprint(first[name]) == skypickle.fingerprint(second[name]), name
+    payloads = [det(cell_objects(ns)) for ns in (first, second)]
+    assert payloads[0] == payloads[1]
+    got = run_child(
+        run_in_subprocess,
+        """
+        result = []
+        for payload in pickle.loads(PAYLOAD):
+            account, savings, kind, fee, instance = pickle.loads(payload)
+            result.append((
+                instance.deposit(5), instance.label, isinstance(instance, account),
+                kind("b").name, fee(2), fee(2, 10), sorted(account.kinds),
+            ))
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == [(18, "ann:17", True, "B", 6, 20, ["brokerage", "checking", "savings"])] * 2
+
+
+def test_changed_definition_gives_a_new_tracker_id():
+    (original,) = tracker_ids(det(run_cell(CELL)["Account"]))
+    edits = {
+        "method constant": ("amount * RATE", "amount * RATE * 2"),
+        "default": ("balance=0", "balance=1"),
+        "class attribute": ('currency = "EUR"', 'currency = "USD"'),
+        "docstring": ("A class defined", "A class changed"),
+        "property": ('f"{self.owner}:{self.balance}"', 'f"{self.owner}={self.balance}"'),
+        "new method": ("    @property", "    def close(self):\n        pass\n\n    @property"),
+    }
+    seen = {original}
+    for what, (old, new) in edits.items():
+        assert old in CELL, what
+        (changed,) = tracker_ids(det(run_cell(CELL.replace(old, new))["Account"]))
+        assert changed not in seen, what
+        seen.add(changed)
+    # Moved in its file (the cell gained lines above it): the same definition, the same id;
+    # the bytes differ only by the line numbers, which normalize_paths sets to 1.
+    moved = run_cell("\n\n\n" + CELL)["Account"]
+    assert tracker_ids(det(moved)) == [original]
+    assert det(moved) != det(run_cell(CELL)["Account"])
+    assert det(moved, normalize_paths=True) == det(run_cell(CELL)["Account"], normalize_paths=True)
+    # An enum's members are its definition.
+    kind_ids = [
+        tracker_ids(det(run_cell(source)["Kind"]))
+        for source in (
+            CELL,
+            CELL.replace('B = "b"', 'B = "bee"'),
+            CELL.replace('B = "b"', 'C = "b"'),
+        )
+    ]
+    assert len({ids[0] for ids in kind_ids}) == 3, kind_ids
+
+
+def test_mutable_class_attribute_content_is_not_definition(run_in_subprocess):
+    """A class attribute holding a mutable container counts by its type in the id (its
+    contents may change, and the class is still the same class): a changed set keeps the
+    id, changes the bytes, and a worker that loads both payloads ends with the new contents."""
+    old = run_cell(CELL)
+    new = run_cell(CELL.replace('"checking", "savings", "brokerage"', '"checking", "cash"'))
+    payloads = [det(ns["Account"]) for ns in (old, new)]
+    assert tracker_ids(payloads[0]) == tracker_ids(payloads[1])
+    assert payloads[0] != payloads[1]
+    got = run_child(
+        run_in_subprocess,
+        """
+        first, second = (pickle.loads(p) for p in pickle.loads(PAYLOAD))
+        result = (first is second, sorted(second.kinds))
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == (True, ["cash", "checking"])
+
+
+def test_subclass_of_a_changed_base_gets_a_new_tracker_id(run_in_subprocess):
+    """A re-run cell whose base class changed: the subclass's own code did not change, but a
+    worker that kept it under its old id would keep the old base in its MRO (and run the old
+    ``super().deposit``). Its id counts its by-value bases' definitions too."""
+    old, new = run_cell(CELL), run_cell(CELL.replace("amount * RATE", "amount * RATE * 100"))
+    old_ids = tracker_ids(det(old["Savings"]))
+    new_ids = tracker_ids(det(new["Savings"]))
+    assert len(old_ids) == len(new_ids) == 2  # Account's (its base, written first), Savings'
+    assert old_ids[0] != new_ids[0]
+    assert old_ids[1] != new_ids[1]
+    payloads = [det(ns["Savings"]("ann", 0)) for ns in (old, new)]
+    got = run_child(
+        run_in_subprocess,
+        """
+        first, second = (pickle.loads(p) for p in pickle.loads(PAYLOAD))
+        result = (first.deposit(1), second.deposit(1), type(first) is type(second))
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == (4, 301, False)
+
+
+def test_identical_definitions_load_as_one_class(run_in_subprocess):
+    """The documented trade: two distinct classes of identical definition (same module and
+    qualified name) have the same id, so a process that loads both gets one class, whether
+    they travel in one payload or in two. (The normal mode keeps them apart.)"""
+    first, second = run_cell(CELL), run_cell(CELL)
+    # First: a deterministic dump makes the content id the class's id in this process.
+    normal = skypickle.dumps((first["Savings"], second["Savings"]))
+    together = det((first["Savings"], second["Savings"], first["Savings"]("a", 1)))
+    apart = [det(second["Savings"]("b", 2)), det(first["Savings"])]
+    got = run_child(
+        run_in_subprocess,
+        """
+        together, apart, normal = pickle.loads(PAYLOAD)
+        a, b, instance = pickle.loads(together)
+        c, d = (pickle.loads(p) for p in apart)
+        e, f = pickle.loads(normal)
+        result = {
+            "one payload": (a is b, isinstance(instance, b), instance.deposit(2)),
+            "two payloads": (type(c) is d, d is a, c.deposit(1), c.label),
+            "normal mode": (e is f, e is a),
+        }
+        """,
+        pickle.dumps((together, apart, normal)),
+    )
+    assert got == {
+        "one payload": (True, True, 8),
+        "two payloads": (True, True, 6, "b:5"),
+        "normal mode": (False, False),
+    }

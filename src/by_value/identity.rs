@@ -6,7 +6,8 @@
 //! definition is re-executed (a re-run notebook cell), so the payload is the same bytes.
 //!
 //! The id is a BLAKE3 digest of the class's *definition*: its module, qualified name,
-//! metaclass and bases (by name), and its own namespace in sorted key order, where
+//! metaclass and bases (by name, and by their own definition when they travel by value too),
+//! and its own namespace in sorted key order, where
 //!
 //! * functions count by their code (bytecode, constants, names; not the file or line
 //!   numbers), qualified name and immutable defaults; `staticmethod`, `classmethod` and
@@ -34,7 +35,7 @@ use pyo3::types::{
 use super::code::code_info;
 
 /// Changes whenever what goes into an id changes: old and new ids then never collide.
-const ID_DOMAIN: &[u8] = b"skypickle tracker id 1\0";
+const ID_DOMAIN: &[u8] = b"skypickle tracker id 2\0";
 
 /// How deep nested tuples and frozensets are followed; deeper values count by type.
 const MAX_DEPTH: usize = 32;
@@ -124,10 +125,12 @@ impl Digest {
         self.field(b'K', b"");
         self.name_of(cls.as_any())?;
         self.name_of(cls.get_type().as_any())?;
+        self.definition_if_by_value(cls.get_type().as_any())?;
         let bases = cls.getattr(pyo3::intern!(py, "__bases__"))?;
         for base in bases.cast::<PyTuple>()?.iter() {
             self.field(b'b', b"");
             self.name_of(&base)?;
+            self.definition_if_by_value(&base)?;
         }
         let namespace = super::class_parts::namespace_of(cls.as_any())?;
         let mut entries: Vec<(Vec<u8>, Bound<'_, PyAny>)> = Vec::new();
@@ -163,6 +166,28 @@ impl Digest {
                 self.value(&member.getattr(pyo3::intern!(py, "value"))?, 0)?;
             }
         }
+        Ok(())
+    }
+
+    /// A base or metaclass that travels by value counts by its definition as well as its name.
+    ///
+    /// A loader that knows a class's id reuses the class it built for that id, bases included:
+    /// if a subclass kept its id when only its base changed (a re-run cell that edits the
+    /// base), a worker would keep the old base in the subclass's MRO and run the old
+    /// `super()` methods. Bases form no cycles, so this recursion ends; bases and metaclasses
+    /// found by reference (`object`, `enum.Enum`, an importable class) count by name only.
+    fn definition_if_by_value(&mut self, cls: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Ok(cls) = cls.cast::<PyType>() else {
+            return Ok(());
+        };
+        if !super::is_python_class(cls)?
+            || super::decision::should_pickle_by_reference(cls.as_any())?
+        {
+            return Ok(());
+        }
+        let mut sub = Digest::new();
+        sub.class(cls)?;
+        self.field(b'D', sub.hasher.finalize().as_bytes());
         Ok(())
     }
 
