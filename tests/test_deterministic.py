@@ -462,3 +462,116 @@ def test_identical_definitions_load_as_one_class(run_in_subprocess):
         "two payloads": (True, True, 6, "b:5"),
         "normal mode": (False, False),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The memo: str and bytes by content, everything else by identity
+# --------------------------------------------------------------------------------------------
+
+
+def _distinct_equal(make):
+    """Two equal objects built at run time, so that they are not one object."""
+    a, b = make(), make()
+    assert a == b and a is not b
+    return a, b
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_equal_strs_and_bytes_give_the_same_bytes_whatever_their_identity(proto):
+    s1, s2 = _distinct_equal(lambda: "".join(["memo", "-rule-", "text"]))
+    b1, b2 = _distinct_equal(lambda: b"".join([b"memo", b"-rule-", b"bytes"]))
+    shapes = [
+        lambda s, t: [s, t],
+        lambda s, t: {s: (t, [s]), "k": t},
+        lambda s, t: ((s,), frozenset({(t, 1)}), {s: t}),
+    ]
+    for one, two in ((s1, s2), (b1, b2)):
+        for shape in shapes:
+            shared, distinct = shape(one, one), shape(one, two)
+            payload = det(shared, proto)
+            assert det(distinct, proto) == payload
+            assert pickle.loads(payload) == distinct
+        # The normal mode memoises by identity: the two lists differ there.
+        if proto >= 1:
+            assert skypickle.dumps([one, two], proto) != skypickle.dumps([one, one], proto)
+    # Written once, then fetched from the memo.
+    assert det([s1, s2, s1], proto).count(b"memo-rule-text") == 1
+    if proto >= 3:
+        assert det([b1, b2], proto).count(b"memo-rule-bytes") == 1
+    # A str and a bytes of the same content are not one memo entry.
+    assert pickle.loads(det(["ab", b"ab", "ab", b"ab"], proto)) == ["ab", b"ab", "ab", b"ab"]
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_mutable_objects_keep_their_identity(proto):
+    """Two references to one list are one list on load; two equal lists are two lists: the
+    bytes differ, and the aliasing loads as it was."""
+    makers = {
+        "list": lambda: [1, "x"],
+        "dict": lambda: {"k": [1]},
+        "set": lambda: {1, 2, "three"},
+        "bytearray": lambda: bytearray(b"mutable"),
+    }
+    for kind, make in makers.items():
+        one, two = _distinct_equal(make)
+        shared, distinct = det([one, one], proto), det([one, two], proto)
+        assert shared != distinct, kind
+        loaded_shared, loaded_distinct = pickle.loads(shared), pickle.loads(distinct)
+        assert loaded_shared[0] is loaded_shared[1], kind
+        assert loaded_distinct[0] is not loaded_distinct[1], kind
+        assert loaded_shared == loaded_distinct == [one, two], kind
+        loaded_shared[0].clear()
+        assert not loaded_shared[1], kind
+
+
+def test_class_attributes_equal_texts_any_identity(run_in_subprocess):
+    """By value: a class whose attributes hold one str object or two equal ones."""
+    source = """
+    class Labels:
+        def names(self):
+            return (self.first, self.second)
+    """
+    shared, distinct = run_cell(source), run_cell(source)
+    text, other = _distinct_equal(lambda: "".join(["label ", "text"]))
+    shared["Labels"].first = shared["Labels"].second = text
+    distinct["Labels"].first, distinct["Labels"].second = text, other
+    payloads = [det(ns["Labels"]) for ns in (shared, distinct)]
+    assert payloads[0] == payloads[1]
+    got = run_child(
+        run_in_subprocess,
+        "result = [pickle.loads(p)().names() for p in pickle.loads(PAYLOAD)]",
+        pickle.dumps(payloads),
+    )
+    assert got == [("label text", "label text")] * 2
+
+
+class Sentinel:
+    """Instances equal only to themselves, whose pickles are all alike."""
+
+
+def test_interchangeable_set_items_written_before_the_set():
+    """Items of a set that no content tells apart (objects hashed by identity with equal
+    state) are ordered by their memo position when the payload wrote them before the set:
+    the same graph gives the same bytes whichever of them the set iterates first."""
+    a, b = Sentinel(), Sentinel()
+    items = {a, b}
+    first, second = list(items)
+    for proto in PROTOCOLS:
+        assert det((first, items), proto) == det((second, items), proto), proto
+        assert det(([first, second], items), proto) == det(([second, first], items), proto)
+        loaded_first, loaded_items = pickle.loads(det((first, items), proto))
+        assert loaded_first in loaded_items and len(loaded_items) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: set items that no content tells apart, referenced again AFTER "
+    "the set (or holding distinct but equal mutable objects referenced elsewhere), are written "
+    "in iteration order (addresses); ordering them canonically would need the rest of the "
+    "payload first",
+)
+def test_interchangeable_set_items_referenced_after_the_set():
+    a, b = Sentinel(), Sentinel()
+    items = {a, b}
+    first, second = list(items)
+    assert det((items, first)) == det((items, second))

@@ -5,8 +5,9 @@
 //! for atoms (None, bool, int, float, str, bytes) and tuples and frozensets of atoms, a tagged
 //! encoding built here without Python calls; for anything else, the item's own deterministic
 //! pickle, made by a fresh dumper with an empty memo (so the key does not depend on what the
-//! payload wrote before). Mixed types sort by their tag first. The items are then written in
-//! that order by this dumper, with its memo, as usual.
+//! payload wrote before). Mixed types sort by their tag first; items whose keys tie (objects
+//! told apart by identity alone) by their memo index when the payload wrote them before the
+//! set. The items are then written in that order by this dumper, with its memo, as usual.
 //!
 //! A set whose item leads back to the set (through an object's state) would make keying
 //! recurse forever: while a set's items are keyed, a sub-dump that meets the same set writes
@@ -91,12 +92,21 @@ impl<'py> Dumper<'py> {
         self.keying.push(set.as_ptr() as usize);
         let keyed = items
             .into_iter()
-            .map(|item| Ok((self.sort_key(&item)?, item)))
+            .map(|item| {
+                // Items whose keys tie are told apart by identity alone (say, two sentinel
+                // objects): their order would follow addresses. One the payload wrote before
+                // the set is written as a memo GET, so it goes by its memo index, which the
+                // stream so far determines. (Ties between items not written yet stay in
+                // iteration order: they are written alike, unless the payload refers to one
+                // of them again after the set, which this single pass cannot know.)
+                let written_at = self.memo.get(&item).unwrap_or(usize::MAX);
+                Ok((self.sort_key(&item)?, written_at, item))
+            })
             .collect::<SaveResult<Vec<_>>>();
         self.keying.pop();
         let mut keyed = keyed?;
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keyed.into_iter().map(|(_, item)| item).collect())
+        keyed.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Ok(keyed.into_iter().map(|(_, _, item)| item).collect())
     }
 
     /// The sort key of one set item.
