@@ -20,6 +20,7 @@ this file nor the registered module and exercises them there.
 import abc
 import dataclasses
 import enum
+import functools
 import io
 import pickle
 import sys
@@ -248,6 +249,47 @@ class Token:
         return f"Token({self.name!r})"
 
 
+class Outer:
+    class Inner:
+        def where(self):
+            return type(self).__name__
+
+    def make_inner(self):
+        return self.Inner()
+
+
+def make_local_class(greeting):
+    class Local:
+        def greet(self, name):
+            return f"{greeting}, {name}"
+
+    return Local
+
+
+class Slotted:
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def total(self):
+        return self.a + self.b
+
+
+@typing.runtime_checkable
+class SupportsArea(typing.Protocol):
+    def area(self) -> float: ...
+
+    def describe(self) -> str: ...
+
+
+class Registered(enum.Enum):
+    """Members with set and tuple values."""
+
+    SMALL = frozenset({"xs", "s"})
+    LARGE = frozenset({"l", "xl", "xxl"})
+
+
 # --------------------------------------------------------------------------------------------
 # Globals holding sets
 # --------------------------------------------------------------------------------------------
@@ -295,6 +337,24 @@ def uses_sets(word):
     )
 
 
+def with_set_default(word, allowed={"yes", "no", "maybe"}, *, extra=frozenset({"x", "y"})):  # noqa: B006
+    return word in allowed or word in extra
+
+
+def make_set_closure():
+    seen = {"one", "two", "three", "four"}
+
+    def check(word):
+        return word in seen
+
+    return check
+
+
+@functools.cache
+def cached_square(n):
+    return n * n
+
+
 def cases():
     """Each case's object, by name (built once, at import, identically in every run)."""
     everything = {}
@@ -323,6 +383,22 @@ def cases():
         "dict_of_sets": DICT_OF_SETS,
         "mixed_set": MIXED,
         "uses_sets": uses_sets,
+        "more_classes": (
+            Outer,
+            Outer().make_inner(),
+            make_local_class("hello"),
+            Slotted(1, 2),
+            SupportsArea,
+            Square(3),
+            Registered,
+        ),
+        "function_sets": (
+            with_set_default,
+            make_set_closure(),
+            {plain, shout, factorial, is_even, is_odd},
+            frozenset({Color.RED, Color.BLUE, Perm.R}),
+        ),
+        "functools": (functools.partial(plain, 2, z=()), cached_square),
     }
     everything.update(corpus)
     corpus["everything"] = everything

@@ -183,6 +183,30 @@ def _everything(everything):
     }
 
 
+def _more_classes(outer, inner, local, slotted, supports_area, square, registered):
+    # (Names, not qualified names: a class by value comes back with its __qualname__ equal to
+    # its __name__, as with cloudpickle.)
+    return {
+        "inner": (inner.where(), isinstance(inner, outer.Inner), outer.Inner.__name__),
+        "local": (local().greet("ann"), local.__name__),
+        "slotted": (slotted.total(), type(slotted).__slots__, outcome(lambda: slotted.c)),
+        "protocol": (isinstance(square, supports_area), isinstance(3, supports_area)),
+        "enum_sets": [(m.name, sorted(m.value)) for m in registered],
+        "enum_lookup": registered(frozenset({"s", "xs"})).name,
+    }
+
+
+def _function_sets(with_set_default, check, functions, members):
+    by_name = {f.__name__: f for f in functions}
+    return {
+        "default": (with_set_default("maybe"), with_set_default("x"), with_set_default("z")),
+        "closure": (check("three"), check("five")),
+        "functions": sorted(by_name),
+        "calls": (by_name["factorial"](4), by_name["is_odd"](3), by_name["<lambda>"]("a")),
+        "members": sorted(f"{type(m).__name__}.{m.name}" for m in members),
+    }
+
+
 def exercise(name, obj):
     """The behaviour of one case, as plain data."""
     if name == "function":
@@ -235,6 +259,18 @@ def exercise(name, obj):
         return _mixed_set(obj)
     if name == "uses_sets":
         return (obj("beta"), obj("east"), obj("nothing"))
+    if name == "more_classes":
+        return _more_classes(*obj)
+    if name == "function_sets":
+        return _function_sets(*obj)
+    if name == "functools":
+        partial, cached = obj
+        return (
+            partial(3),
+            partial(),
+            [cached(n) for n in (2, 3, 2)],
+            cached.cache_info()[:2],
+        )
     if name == "everything":
         return _everything(obj)
     raise KeyError(name)

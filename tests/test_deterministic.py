@@ -16,11 +16,14 @@
    and load back equal with plain ``pickle``.
 5. Sensitivity: a changed constant, default, global, closure value or class attribute
    changes the fingerprint; moving code in its file changes it unless ``normalize_paths``.
+6. The fingerprint of large payloads and buffers (hashed frame by frame) is still the BLAKE3
+   of the bytes; the options; a deterministic ``Pickler``'s memo across dumps.
 
 Every by-value payload is loaded and exercised in a fresh interpreter. Nothing is timed.
 """
 
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -33,7 +36,10 @@ from pathlib import Path
 import blake3
 import pytest
 import skypickle
+import strategies
 from byvalue_helpers import run_child
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HERE = Path(__file__).parent
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
@@ -575,3 +581,393 @@ def test_interchangeable_set_items_referenced_after_the_set():
     items = {a, b}
     first, second = list(items)
     assert det((items, first)) == det((items, second))
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Sensitivity: what changes the fingerprint, and what does not
+# --------------------------------------------------------------------------------------------
+
+SENSITIVE = """
+RATE = 1.5
+
+
+def price(amount, tax=0.2):
+    return amount * RATE * (1 + tax) + 7
+
+
+def make_discount(percent):
+    def discount(amount):
+        return amount * (100 - percent) / 100
+
+    return discount
+
+
+discount = make_discount(10)
+
+
+class Product:
+    category = "tools"
+    tags = ["a", "b"]
+
+    def label(self):
+        return self.category + "!"
+"""
+
+# name: (the object fingerprinted, the text replaced, its replacement)
+CHANGES = {
+    "constant in the body": ("price", "+ 7", "+ 8"),
+    "default": ("price", "tax=0.2", "tax=0.25"),
+    "global value": ("price", "RATE = 1.5", "RATE = 2.5"),
+    "closure value": ("discount", "make_discount(10)", "make_discount(11)"),
+    "class attribute": ("Product", 'category = "tools"', 'category = "garden"'),
+    "mutable class attribute": ("Product", '["a", "b"]', '["a", "c"]'),
+    "method body": ("Product", '+ "!"', '+ "?"'),
+}
+
+SENSITIVE_EXERCISE = """
+def behaviour(name, obj):
+    if name == "price":
+        return (obj(10), obj(10, 0))
+    if name == "discount":
+        return obj(200)
+    return (obj().label(), obj.tags)
+"""
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_one_change_changes_the_fingerprint(change):
+    name, old, new = CHANGES[change]
+    assert SENSITIVE.count(old) == 1
+    for normalize in (False, True):
+        before = skypickle.fingerprint(run_cell(SENSITIVE)[name], normalize_paths=normalize)
+        again = skypickle.fingerprint(run_cell(SENSITIVE)[name], normalize_paths=normalize)
+        changed = run_cell(SENSITIVE.replace(old, new))[name]
+        after = skypickle.fingerprint(changed, normalize_paths=normalize)
+        assert before == again
+        assert before != after
+        assert after == blake3.blake3(det(changed, normalize_paths=normalize)).hexdigest()
+
+
+def test_changed_payloads_load_with_their_change(run_in_subprocess):
+    cases = [("unchanged", name, run_cell(SENSITIVE)[name]) for name in ("price", "discount")]
+    cases.append(("unchanged", "Product", run_cell(SENSITIVE)["Product"]))
+    for change, (name, old, new) in CHANGES.items():
+        cases.append((change, name, run_cell(SENSITIVE.replace(old, new))[name]))
+    namespace = {}
+    exec(SENSITIVE_EXERCISE, namespace)
+    expected = [namespace["behaviour"](name, obj) for _, name, obj in cases]
+    payloads = [(name, det(obj)) for _, name, obj in cases]
+    got = run_child(
+        run_in_subprocess,
+        SENSITIVE_EXERCISE
+        + "result = [behaviour(name, pickle.loads(p)) for name, p in pickle.loads(PAYLOAD)]",
+        pickle.dumps(payloads),
+    )
+    assert got == expected
+    assert dict(zip([c for c, _, _ in cases[3:]], expected[3:])) == {
+        "constant in the body": (26.0, 23.0),
+        "default": (25.75, 22.0),
+        "global value": (37.0, 32.0),
+        "closure value": 178.0,
+        "class attribute": ("garden!", ["a", "b"]),
+        "mutable class attribute": ("tools!", ["a", "c"]),
+        "method body": ("tools?", ["a", "b"]),
+    }
+
+
+MOVABLE = """
+def area(width, height=2):
+    return width * height
+
+
+class Shape:
+    sides = 4
+
+    def perimeter(self, side):
+        return self.sides * side
+"""
+
+
+def test_moving_code_in_its_file_needs_normalize_paths(tmp_path, run_in_subprocess):
+    """The same code a few lines further down in the same file: its line numbers differ, so
+    its bytes and fingerprint do, unless normalize_paths (which also ignores the directory)."""
+    import runpy
+
+    path = tmp_path / "shapes.py"
+    found = {}
+    for where, source in (("top", MOVABLE), ("moved", "\n# a comment\n\n\n" + MOVABLE)):
+        path.write_text(textwrap.dedent(source))
+        found[where] = runpy.run_path(str(path), run_name="shapes_script")
+    other_dir = tmp_path / "elsewhere"
+    other_dir.mkdir()
+    (other_dir / "shapes.py").write_text("\n\n" + MOVABLE)
+    found["elsewhere"] = runpy.run_path(str(other_dir / "shapes.py"), run_name="shapes_script")
+    payloads = []
+    for name in ("area", "Shape"):
+        top, moved, elsewhere = (found[w][name] for w in ("top", "moved", "elsewhere"))
+        assert top.__module__ == "shapes_script" and top is not moved
+        assert skypickle.fingerprint(top) != skypickle.fingerprint(moved), name
+        assert det(top) != det(moved), name
+        normalized = {skypickle.fingerprint(f, normalize_paths=True) for f in (top, moved)}
+        normalized.add(skypickle.fingerprint(elsewhere, normalize_paths=True))
+        assert len(normalized) == 1, name
+        assert det(top, normalize_paths=True) == det(moved, normalize_paths=True), name
+        payloads += [det(moved), det(moved, normalize_paths=True)]
+    got = run_child(
+        run_in_subprocess,
+        """
+        result = []
+        for p in pickle.loads(PAYLOAD):
+            obj = pickle.loads(p)
+            if isinstance(obj, type):
+                code = obj.perimeter.__code__
+                result.append((obj().perimeter(3), code.co_filename, code.co_firstlineno))
+            else:
+                code = obj.__code__
+                result.append((obj(3), code.co_filename, code.co_firstlineno))
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == [
+        (6, str(path), 6),
+        (6, "shapes.py", 1),
+        (12, str(path), 13),
+        (12, "shapes.py", 1),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Hypothesis: sets in any insertion order, under any hash seed
+# --------------------------------------------------------------------------------------------
+
+# A graph is drawn as a spec, ("kind", content), and built from it as often as needed: each
+# build inserts every set's items in another order.
+leaf_specs = st.one_of(
+    st.none(),
+    st.booleans(),
+    strategies.ints,
+    strategies.floats,
+    strategies.texts,
+    strategies.binaries,
+    st.complex_numbers(),
+).map(lambda value: ("atom", value))
+
+hashable_specs = st.recursive(
+    leaf_specs,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: ("tuple", items)),
+        st.lists(inner, max_size=6).map(lambda items: ("frozenset", items)),
+    ),
+    max_leaves=12,
+)
+
+graph_specs = st.recursive(
+    st.one_of(
+        hashable_specs,
+        st.lists(hashable_specs, max_size=10).map(lambda items: ("set", items)),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: ("list", items)),
+        st.lists(inner, max_size=4).map(lambda items: ("tuple", items)),
+        st.lists(hashable_specs, max_size=10).map(lambda items: ("set", items)),
+        st.lists(hashable_specs, max_size=10).map(lambda items: ("frozenset", items)),
+        st.lists(st.tuples(hashable_specs, inner), max_size=4).map(lambda kv: ("dict", kv)),
+    ),
+    max_leaves=30,
+)
+
+
+def build(spec, order=None):
+    """The object ``spec`` describes; with ``order`` (a random.Random), every set gets its
+    items in a shuffled order, inserted into a table that held other items before."""
+    kind, content = spec
+    if kind == "atom":
+        return content
+    if kind == "list":
+        return [build(item, order) for item in content]
+    if kind == "tuple":
+        return tuple(build(item, order) for item in content)
+    if kind == "dict":
+        return {build(key, order): build(value, order) for key, value in content}
+    # Equal items are one item: keep the first in spec order, whatever the build order, so
+    # that every build holds the same items (1, 1.0 and True are one item, but not alike).
+    members, seen = [], set()
+    for item in content:
+        value = build(item, order)
+        if value not in seen:
+            seen.add(value)
+            members.append(value)
+    if order is None:
+        result = set(members)
+    else:
+        order.shuffle(members)
+        junk = [object() for _ in range(order.randrange(0, 40))]
+        result = set(junk)
+        result.update(members)
+        result.difference_update(junk)
+    return result if kind == "set" else frozenset(result)
+
+
+def has_nan(spec):
+    kind, content = spec
+    if kind == "atom":
+        return isinstance(content, (float, complex)) and content != content
+    if kind == "dict":
+        return any(has_nan(k) or has_nan(v) for k, v in content)
+    return any(has_nan(item) for item in content)
+
+
+@given(spec=graph_specs, proto=st.sampled_from(PROTOCOLS), seed=st.integers(0, 2**32))
+def test_set_insertion_order_does_not_show(spec, proto, seed):
+    import random
+
+    original = build(spec)
+    payload = det(original, proto)
+    for variant in (1, 2):
+        assert det(build(spec, random.Random(seed + variant)), proto) == payload
+    loaded = pickle.loads(payload)
+    assert det(loaded, proto) == payload
+    if not has_nan(spec):
+        assert loaded == original
+
+
+def test_insertion_order_shows_in_the_normal_mode_only():
+    import random
+
+    words = [f"word {i}" for i in range(12)]
+    spec = (
+        "list",
+        [("set", [("atom", w) for w in words]), ("frozenset", [("atom", w) for w in words])],
+    )
+    original = build(spec)
+    for seed in range(100):
+        other = build(spec, random.Random(seed))
+        if list(other[0]) != list(original[0]):
+            break
+    else:  # pragma: no cover - 100 shuffles into other tables all iterating alike
+        pytest.fail("no build gave another iteration order")
+    assert skypickle.dumps(other) != skypickle.dumps(original)
+    assert det(other) == det(original)
+    assert skypickle.fingerprint(other) == skypickle.fingerprint(original)
+
+
+SEED_CHILD = """
+import hashlib, json, pickle, sys
+
+import skypickle
+
+with open(sys.argv[1], "rb") as f:
+    drawn = pickle.load(f)
+digests = [
+    hashlib.sha256(skypickle.dumps(obj, proto, deterministic=True)).hexdigest()
+    + " "
+    + skypickle.fingerprint(obj, protocol=proto)
+    for obj, proto in drawn
+]
+print(json.dumps(digests))
+"""
+
+
+def test_drawn_graphs_give_the_same_bytes_under_other_hash_seeds(tmp_path):
+    """A bounded number of drawn graphs, rebuilt by ``pickle.loads`` (so their sets are
+    filled anew) in interpreters with hash seeds 0 and 1."""
+    drawn = []
+
+    @settings(max_examples=15, database=None)
+    @given(spec=graph_specs, proto=st.sampled_from(PROTOCOLS))
+    def collect(spec, proto):
+        drawn.append((build(spec), proto))
+
+    collect()
+    expected = [
+        sha(det(obj, proto)) + " " + skypickle.fingerprint(obj, protocol=proto)
+        for obj, proto in drawn
+    ]
+    script, data = tmp_path / "seed_child.py", tmp_path / "drawn.pkl"
+    script.write_text(SEED_CHILD)
+    data.write_bytes(pickle.dumps(drawn))
+    for seed in ("0", "1"):
+        proc = subprocess.run(
+            [sys.executable, str(script), str(data)],
+            cwd=tmp_path,
+            env=dict(os.environ, PYTHONHASHSEED=seed),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == expected, seed
+
+
+# --------------------------------------------------------------------------------------------
+# The fingerprint on large payloads and buffers, and the options
+# --------------------------------------------------------------------------------------------
+
+
+def _large_objects():
+    import numpy as np
+
+    big, text = b"x" * 200_000, "y" * 150_000
+    return {
+        "bytes": [big, big, b"".join([b"x" * 100_000, b"x" * 100_000])],
+        "str": [text, "".join(["y" * 75_000, "y" * 75_000])],
+        "bytearray": bytearray(b"z" * 100_000),
+        "array": np.arange(50_000, dtype=np.int64),
+        "fortran array": np.asfortranarray(np.arange(60_000.0).reshape(200, 300)),
+        "strided array": np.arange(100_000)[::3],
+        "sets": {"a": {1, 2, "s" * 70_000}, "b": frozenset({b"t" * 70_000, 3})},
+    }
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_fingerprint_of_large_payloads_is_blake3_of_the_bytes(proto):
+    """The fingerprint hashes frames as they are written and large buffers where they lie:
+    the same digest as the whole deterministic payload, which ``dump`` writes too."""
+    import io
+
+    for name, obj in _large_objects().items():
+        payload = det(obj, proto)
+        assert skypickle.fingerprint(obj, protocol=proto) == blake3.blake3(payload).hexdigest()
+        out = io.BytesIO()
+        skypickle.dump(obj, out, proto, deterministic=True)
+        assert out.getvalue() == payload, name
+        loaded = pickle.loads(payload)
+        if type(obj).__module__ == "numpy":
+            assert (loaded == obj).all() and loaded.dtype == obj.dtype, name
+        else:
+            assert loaded == obj, name
+    if proto == 5:
+        buffer = pickle.PickleBuffer(b"q" * 70_000)
+        assert skypickle.fingerprint(buffer, protocol=5) == blake3.blake3(det(buffer)).hexdigest()
+
+
+def test_options():
+    with pytest.raises(ValueError, match="normalize_paths=True needs deterministic=True"):
+        skypickle.dumps(1, normalize_paths=True)
+    digest = skypickle.fingerprint({"a", "b"})
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert skypickle.fingerprint({"a", "b"}) == skypickle.fingerprint({"b", "a"})
+    assert skypickle.fingerprint({"a", "b"}) != skypickle.fingerprint({"a", "c"})
+    assert skypickle.fingerprint(1, protocol=2) != skypickle.fingerprint(1, protocol=5)
+
+
+def test_pickler_keeps_its_memo_across_dumps():
+    """A deterministic Pickler writes several pickles to one stream, each referring to what
+    the earlier ones wrote (the memo lives on), and loads back with one Unpickler."""
+    import io
+
+    shared = ["a", "list"]
+    text = "".join(["some ", "text"])
+    streams = []
+    for order in (("x", "y", "z"), ("z", "y", "x")):
+        out = io.BytesIO()
+        pickler = skypickle.Pickler(out, deterministic=True)
+        pickler.dump({"s": set(order), "l": shared, "t": text})
+        pickler.dump([shared, "some text", set(order)])
+        streams.append(out.getvalue())
+    assert streams[0] == streams[1]
+    unpickler = pickle.Unpickler(io.BytesIO(streams[0]))
+    first, second = unpickler.load(), unpickler.load()
+    assert second[0] is first["l"] and second[2] == first["s"] == {"x", "y", "z"}
+    assert second[1] == first["t"] == "some text"
