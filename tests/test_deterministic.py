@@ -253,6 +253,28 @@ def test_payloads_load_and_behave_in_a_fresh_interpreter(corpus, run_in_subproce
     assert expected["mixed_set"]["token_in_set"] is True
 
 
+CHAINED = """
+import hashlib
+
+import skypickle
+
+proto, normalize, data = pickle.loads(PAYLOAD)
+again = skypickle.dumps(pickle.loads(data), proto, deterministic=True, normalize_paths=normalize)
+result = (hashlib.sha256(data).hexdigest(), hashlib.sha256(again).hexdigest())
+"""
+
+
+@pytest.mark.parametrize(("proto", "normalize"), [(pickle.HIGHEST_PROTOCOL, False), (2, True)])
+def test_chained_pickling_gives_the_original_bytes(corpus, run_in_subprocess, proto, normalize):
+    """Every case at once, loaded in a fresh interpreter and pickled again there: the same
+    bytes. So class and TypeVar ids count only what a loaded copy still has (a class by value
+    comes back with ``__qualname__ == __name__``; a TypeVar with the module of whatever called
+    ``pickle.loads``): the corpus has nested and local classes and TypeVars."""
+    data = corpus["seed 0"]["payloads"][("everything", proto, normalize)]
+    got = run_child(run_in_subprocess, CHAINED, pickle.dumps((proto, normalize, data)))
+    assert got == (sha(data), sha(data))
+
+
 COMPAT_LOAD = """
 class _RefuseSkypickle:
     def find_spec(self, name, path=None, target=None):

@@ -5,24 +5,25 @@
 //! definition gives the same id in every process, and in one process again after its
 //! definition is re-executed (a re-run notebook cell), so the payload is the same bytes.
 //!
-//! The id is a BLAKE3 digest of the class's *definition*: its module, qualified name,
-//! metaclass and bases (by name, and by their own definition when they travel by value too),
-//! and its own namespace in sorted key order, where
+//! The id is a BLAKE3 digest of the class's *definition*: its module, name, metaclass and
+//! bases (by name, and by their own definition when they travel by value too), and its own
+//! namespace in sorted key order, where
 //!
 //! * functions count by their code (bytecode, constants, names; not the file or line
 //!   numbers), qualified name and immutable defaults; `staticmethod`, `classmethod` and
 //!   `property` by the functions they wrap;
 //! * immutable values (None, bool, int, float, complex, str, bytes, and tuples and frozensets
 //!   of those) by value, frozensets in sorted order;
-//! * classes and modules by name;
+//! * classes and modules by name (a class by value by `__name__`, the one thing of its name
+//!   its copy in a loader has: see `Digest::name_of`);
 //! * anything else, mutable containers included, by its type alone. A class attribute that is
 //!   a list can be appended to, and the class is still the same class: its current contents
 //!   travel in the payload (and update the class on the loader, as the normal mode's do), but
 //!   do not make it a new class.
 //!
 //! The trade (documented for users): two distinct classes with identical definitions, in the
-//! same module under the same qualified name, get the same id, and a process that loads both
-//! gets one class. That is what "the same program gives the same bytes" requires: the bytes
+//! same module under the same name, get the same id, and a process that loads both gets one
+//! class (and so do two TypeVars of the same name, bound, constraints and variance). That is what "the same program gives the same bytes" requires: the bytes
 //! cannot name which of two identical definitions they came from. It is also what a re-run
 //! notebook cell wants: the worker keeps one class, not one per run.
 
@@ -113,10 +114,19 @@ impl Digest {
         Ok(())
     }
 
-    /// A class or module by its name.
+    /// A class by its module and name.
+    ///
+    /// A class that travels by value counts by `__name__`, not `__qualname__`: its copy in a
+    /// loader is built with its name as its qualified name (as cloudpickle's is), and the id
+    /// must be the same when that copy is pickled again there (chained pickling gives the
+    /// original bytes). Classes found by reference keep their qualified name.
     fn name_of(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.attr_text(obj, "__module__")?;
-        self.attr_text(obj, "__qualname__")
+        let by_value = match obj.cast::<PyType>() {
+            Ok(cls) => travels_by_value(cls)?,
+            Err(_) => false,
+        };
+        self.attr_text(obj, if by_value { "__name__" } else { "__qualname__" })
     }
 
     /// The definition of a class (see the module documentation).
@@ -180,9 +190,7 @@ impl Digest {
         let Ok(cls) = cls.cast::<PyType>() else {
             return Ok(());
         };
-        if !super::is_python_class(cls)?
-            || super::decision::should_pickle_by_reference(cls.as_any())?
-        {
+        if !travels_by_value(cls)? {
             return Ok(());
         }
         let mut sub = Digest::new();
@@ -191,11 +199,12 @@ impl Digest {
         Ok(())
     }
 
-    /// A TypeVar: its name, module, bound, constraints and variance.
+    /// A TypeVar: its name, bound, constraints and variance. Not its module: `_make_typevar`
+    /// cannot give the copy it builds one (`typing` takes the module of whatever Python code
+    /// called `pickle.loads`), and pickling that copy again must give the same id.
     fn typevar(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.field(b'V', b"");
         self.attr_text(obj, "__name__")?;
-        self.attr_text(obj, "__module__")?;
         for attr in [
             "__bound__",
             "__constraints__",
@@ -300,6 +309,11 @@ impl Digest {
         self.field(b'O', b"");
         self.name_of(value.get_type().as_any())
     }
+}
+
+/// Whether `cls` is pickled by value (`class_decision`'s test, without building its parts).
+fn travels_by_value(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    Ok(super::is_python_class(cls)? && !super::decision::should_pickle_by_reference(cls.as_any())?)
 }
 
 /// Class-dict entries that are caches or per-process bookkeeping, not definition: left out
