@@ -252,7 +252,7 @@ class Token:
 class Outer:
     class Inner:
         def where(self):
-            return type(self).__name__
+            return type(self).__qualname__
 
     def make_inner(self):
         return self.Inner()

@@ -184,11 +184,11 @@ def _everything(everything):
 
 
 def _more_classes(outer, inner, local, slotted, supports_area, square, registered):
-    # (Names, not qualified names: a class by value comes back with its __qualname__ equal to
-    # its __name__, as with cloudpickle.)
+    # (Deterministic payloads keep a class's qualified name: the normal mode's, like
+    # cloudpickle's, come back with __qualname__ equal to __name__.)
     return {
-        "inner": (inner.where(), isinstance(inner, outer.Inner), outer.Inner.__name__),
-        "local": (local().greet("ann"), local.__name__),
+        "inner": (inner.where(), isinstance(inner, outer.Inner), outer.Inner.__qualname__),
+        "local": (local().greet("ann"), local.__qualname__),
         "slotted": (slotted.total(), type(slotted).__slots__, outcome(lambda: slotted.c)),
         "protocol": (isinstance(square, supports_area), isinstance(3, supports_area)),
         "enum_sets": [(m.name, sorted(m.value)) for m in registered],

@@ -316,7 +316,7 @@ RATE = 3
 class Account:
     """A class defined in a notebook cell."""
 
-    currency = "EUR"
+    currency: str = "EUR"
     kinds = {"checking", "savings", "brokerage"}
 
     def __init__(self, owner, balance=0):
@@ -330,6 +330,9 @@ class Account:
     @property
     def label(self):
         return f"{self.owner}:{self.balance}"
+
+    def statement(self, *, verbose=False) -> str:
+        return f"{self.label} ({self.currency})" if verbose else self.label
 
 
 class Savings(Account):
@@ -390,10 +393,13 @@ def test_changed_definition_gives_a_new_tracker_id():
     edits = {
         "method constant": ("amount * RATE", "amount * RATE * 2"),
         "default": ("balance=0", "balance=1"),
-        "class attribute": ('currency = "EUR"', 'currency = "USD"'),
+        "class attribute": ('currency: str = "EUR"', 'currency: str = "USD"'),
         "docstring": ("A class defined", "A class changed"),
         "property": ('f"{self.owner}:{self.balance}"', 'f"{self.owner}={self.balance}"'),
         "new method": ("    @property", "    def close(self):\n        pass\n\n    @property"),
+        "keyword-only default": ("verbose=False", "verbose=True"),
+        "annotation": ("-> str:", "-> list[str]:"),
+        "class annotation": ("currency: str", "currency: bytes"),
     }
     seen = {original}
     for what, (old, new) in edits.items():
@@ -439,6 +445,34 @@ def test_mutable_class_attribute_content_is_not_definition(run_in_subprocess):
     assert got == (True, ["cash", "checking"])
 
 
+def test_class_changed_in_place_is_a_new_class_for_the_loader(run_in_subprocess):
+    """The trade of ids derived from the definition: a class changed in place after it was
+    sent (a method added) is another definition, so a loader that has the old one builds a
+    new class instead of updating the old one; instances it already holds keep the old class.
+    (The normal mode keeps one id per class object: the loader updates the class in place.)"""
+    payloads = {}
+    for deterministic in (False, True):
+        ns = run_cell(CELL)
+        instance = ns["Account"]("ann", 1)
+        before = skypickle.dumps(instance, deterministic=deterministic)
+        ns["Account"].echo = lambda self, x: x
+        after = skypickle.dumps(instance, deterministic=deterministic)
+        payloads[deterministic] = (before, after)
+    got = run_child(
+        run_in_subprocess,
+        """
+        result = {}
+        for deterministic, (before, after) in pickle.loads(PAYLOAD).items():
+            old, new = pickle.loads(before), pickle.loads(after)
+            result[deterministic] = (
+                type(old) is type(new), hasattr(old, "echo"), new.echo(42), old.deposit(1)
+            )
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == {False: (True, True, 42, 4), True: (False, False, 42, 4)}
+
+
 def test_subclass_of_a_changed_base_gets_a_new_tracker_id(run_in_subprocess):
     """A re-run cell whose base class changed: the subclass's own code did not change, but a
     worker that kept it under its old id would keep the old base in its MRO (and run the old
@@ -459,6 +493,48 @@ def test_subclass_of_a_changed_base_gets_a_new_tracker_id(run_in_subprocess):
         pickle.dumps(payloads),
     )
     assert got == (4, 301, False)
+
+
+def test_local_classes_of_one_name_stay_apart(run_in_subprocess):
+    """Classes of one name and body, local to two functions of one module: their qualified
+    names differ, so do their ids. Deterministic payloads keep the qualified name (the skeleton
+    has the name only), so the loaded copies pickle again to the original bytes."""
+    ns = run_cell(
+        """
+        def first():
+            class C:
+                def f(self):
+                    return 1
+            return C
+
+        def second():
+            class C:
+                def f(self):
+                    return 1
+            return C
+        """
+    )
+    a, b = ns["first"](), ns["second"]()
+    (id_a,), (id_b,) = tracker_ids(det(a)), tracker_ids(det(b))
+    assert id_a != id_b
+    payload = det((a, b, a()))
+    got = run_child(
+        run_in_subprocess,
+        """
+        import skypickle
+
+        a, b, instance = pickle.loads(PAYLOAD)
+        result = (
+            a is b,
+            a.__qualname__,
+            b.__qualname__,
+            type(instance) is a,
+            skypickle.dumps((a, b, instance), deterministic=True) == PAYLOAD,
+        )
+        """,
+        payload,
+    )
+    assert got == (False, "first.<locals>.C", "second.<locals>.C", True, True)
 
 
 def test_identical_definitions_load_as_one_class(run_in_subprocess):

@@ -203,6 +203,38 @@ fn sort_by_name(classes: &Bound<'_, PyList>) -> PyResult<()> {
     Ok(())
 }
 
+/// Deterministic mode: a class whose qualified name is not its name (nested, or defined in a
+/// function) sends `__qualname__` in its namespace, which `_class_setstate` sets (skypickle's
+/// and cloudpickle's alike). The skeleton is built with the name alone, so without it the copy
+/// a loader builds would have another qualified name, hence another tracker id
+/// (`by_value::identity`) when pickled again there: chained pickling would not give the
+/// original bytes, and without the qualified name in the id, two same-named local classes of
+/// one module would be one class on load. (Enums send their qualified name in the skeleton.)
+fn keep_qualname(cls: &Bound<'_, PyType>, clsdict: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = cls.py();
+    let key = pyo3::intern!(py, "__qualname__");
+    let qualname = cls.getattr(key)?;
+    if qualname.eq(cls.getattr(pyo3::intern!(py, "__name__"))?)? || clsdict.contains(key)? {
+        return Ok(());
+    }
+    // The namespace is in sorted key order: put the entry in its place.
+    let entries = clsdict.items();
+    clsdict.clear();
+    let mut placed = false;
+    for entry in entries.iter() {
+        let (k, v) = entry.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+        if !placed && !k.lt(key)? {
+            clsdict.set_item(PyString::new(py, "__qualname__"), &qualname)?;
+            placed = true;
+        }
+        clsdict.set_item(k, v)?;
+    }
+    if !placed {
+        clsdict.set_item(PyString::new(py, "__qualname__"), &qualname)?;
+    }
+    Ok(())
+}
+
 /// Deterministic mode with `normalize_paths`: a class's `__firstlineno__` (3.13+) is a source
 /// location, set to 1 like its functions' first line numbers.
 fn normalize_location(clsdict: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -257,7 +289,11 @@ impl<'py> ClassParts<'py> {
         } else {
             class_parts(cls.as_any(), fresh_keys)?
         };
-        if crate::deterministic::current().normalize_paths {
+        let mode = crate::deterministic::current();
+        if mode.deterministic && matches!(parts.skeleton, Skeleton::Class { .. }) {
+            keep_qualname(cls, &parts.class_dict)?;
+        }
+        if mode.normalize_paths {
             normalize_location(&parts.class_dict)?;
         }
         Ok(parts)

@@ -5,31 +5,32 @@
 //! definition gives the same id in every process, and in one process again after its
 //! definition is re-executed (a re-run notebook cell), so the payload is the same bytes.
 //!
-//! The id is a BLAKE3 digest of the class's *definition*: its module, name, metaclass and
-//! bases (by name, and by their own definition when they travel by value too), and its own
-//! namespace in sorted key order, where
+//! The id is a BLAKE3 digest of the class's *definition*: its module, qualified name,
+//! metaclass and bases (by name, and by their own definition when they travel by value too),
+//! and its own namespace in sorted key order, where
 //!
 //! * functions count by their code (bytecode, constants, names; not the file or line
-//!   numbers), qualified name and immutable defaults; `staticmethod`, `classmethod` and
-//!   `property` by the functions they wrap;
+//!   numbers), qualified name, immutable defaults, keyword-only defaults and annotations;
+//!   `staticmethod`, `classmethod` and `property` by the functions they wrap; the class's own
+//!   `__annotations__` by content (annotations: classes by name, `typing` constructs by their
+//!   parts);
 //! * immutable values (None, bool, int, float, complex, str, bytes, and tuples and frozensets
 //!   of those) by value, frozensets in sorted order;
-//! * classes and modules by name (a class by value by `__name__`, the one thing of its name
-//!   its copy in a loader has: see `Digest::name_of`);
+//! * classes and modules by name;
 //! * anything else, mutable containers included, by its type alone. A class attribute that is
 //!   a list can be appended to, and the class is still the same class: its current contents
 //!   travel in the payload (and update the class on the loader, as the normal mode's do), but
 //!   do not make it a new class.
 //!
 //! The trade (documented for users): two distinct classes with identical definitions, in the
-//! same module under the same name, get the same id, and a process that loads both gets one
-//! class (and so do two TypeVars of the same name, bound, constraints and variance). That is what "the same program gives the same bytes" requires: the bytes
+//! same module under the same qualified name, get the same id, and a process that loads both
+//! gets one class (and so do two TypeVars of the same name, bound, constraints and variance). That is what "the same program gives the same bytes" requires: the bytes
 //! cannot name which of two identical definitions they came from. It is also what a re-run
 //! notebook cell wants: the worker keeps one class, not one per run.
 
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyCode, PyComplex, PyFloat, PyFrozenSet, PyFunction, PyInt, PyModule,
+    PyBool, PyBytes, PyCode, PyComplex, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyModule,
     PyString, PyTuple, PyType,
 };
 
@@ -114,19 +115,12 @@ impl Digest {
         Ok(())
     }
 
-    /// A class by its module and name.
-    ///
-    /// A class that travels by value counts by `__name__`, not `__qualname__`: its copy in a
-    /// loader is built with its name as its qualified name (as cloudpickle's is), and the id
-    /// must be the same when that copy is pickled again there (chained pickling gives the
-    /// original bytes). Classes found by reference keep their qualified name.
+    /// A class by its module and qualified name. (A class by value keeps its qualified name
+    /// through a deterministic payload, so its copy in a loader gets the same id when it is
+    /// pickled again there: see `ClassParts::of`.)
     fn name_of(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.attr_text(obj, "__module__")?;
-        let by_value = match obj.cast::<PyType>() {
-            Ok(cls) => travels_by_value(cls)?,
-            Err(_) => false,
-        };
-        self.attr_text(obj, if by_value { "__name__" } else { "__qualname__" })
+        self.attr_text(obj, "__qualname__")
     }
 
     /// The definition of a class (see the module documentation).
@@ -164,7 +158,11 @@ impl Digest {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, value) in &entries {
             self.field(b'k', key);
-            self.value(value, 0)?;
+            if key.as_slice() == b"__annotations__" {
+                self.mapping(Some(value.clone()), 0, true)?;
+            } else {
+                self.value(value, 0)?;
+            }
         }
         if cls.is_subclass(crate::known::get(py)?.enum_type.bind(py))? {
             let members = cls.getattr(pyo3::intern!(py, "__members__"))?;
@@ -264,13 +262,16 @@ impl Digest {
             let code = crate::ffi::function_code(func);
             self.field(b'f', &code_digest(&code)?);
             self.attr_text(func.as_any(), "__qualname__")?;
-            for attr in ["__defaults__", "__kwdefaults__"] {
-                match func.getattr_opt(attr)? {
-                    Some(v) if v.is_exact_instance_of::<PyTuple>() => self.value(&v, depth + 1)?,
-                    Some(v) => self.type_only(&v)?,
-                    None => self.field(b'-', b""),
-                }
+            match func.getattr_opt("__defaults__")? {
+                Some(v) if v.is_exact_instance_of::<PyTuple>() => self.value(&v, depth + 1)?,
+                Some(v) => self.type_only(&v)?,
+                None => self.field(b'-', b""),
             }
+            // Keyword-only defaults and annotations are definition too (a method whose
+            // annotations changed must not keep the old class's id: a loader keeping that
+            // class would keep the old method, annotations included).
+            self.mapping(func.getattr_opt("__kwdefaults__")?, depth + 1, false)?;
+            self.mapping(func.getattr_opt("__annotations__")?, depth + 1, true)?;
         } else if value.is_instance_of::<PyType>() || value.is_instance_of::<PyModule>() {
             self.field(b'n', b"");
             if value.is_instance_of::<PyModule>() {
@@ -300,6 +301,77 @@ impl Digest {
                 return Ok(());
             }
             self.type_only(value)?;
+        }
+        Ok(())
+    }
+
+    /// A dict of str keys (keyword-only defaults, annotations) in its own order, each value
+    /// as a value or as an annotation; anything else by its type.
+    fn mapping(
+        &mut self,
+        mapping: Option<Bound<'_, PyAny>>,
+        depth: usize,
+        annotations: bool,
+    ) -> PyResult<()> {
+        let Some(mapping) = mapping else {
+            self.field(b'-', b"");
+            return Ok(());
+        };
+        let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+            return self.type_only(&mapping);
+        };
+        if depth >= MAX_DEPTH {
+            return self.type_only(&mapping);
+        }
+        self.field(b'M', &(dict.len() as u64).to_le_bytes());
+        for (key, value) in dict.iter() {
+            self.text(&key)?;
+            if annotations {
+                self.annotation(&value, depth + 1)?;
+            } else {
+                self.value(&value, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An annotation: a class by name, a str (a postponed annotation) or an atom by value, a
+    /// construct of `typing` or `types` (generic aliases, unions, special forms, TypeVars) by
+    /// its name, origin and arguments. Never by repr, which may show addresses.
+    fn annotation(&mut self, value: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+        let py = value.py();
+        if depth >= MAX_DEPTH || value.is_instance_of::<PyType>() {
+            return self.value(value, depth);
+        }
+        let module = value.get_type().getattr(pyo3::intern!(py, "__module__"))?;
+        let typing_construct = module
+            .cast::<PyString>()
+            .ok()
+            .and_then(|m| m.to_cow().ok())
+            .is_some_and(|m| matches!(&*m, "typing" | "types" | "typing_extensions"));
+        if !typing_construct {
+            return self.value(value, depth);
+        }
+        self.type_only(value)?;
+        for attr in ["_name", "__name__", "__forward_arg__"] {
+            match value.getattr_opt(attr)? {
+                Some(name) if name.is_exact_instance_of::<PyString>() => self.text(&name)?,
+                _ => self.field(b'-', b""),
+            }
+        }
+        match value.getattr_opt(pyo3::intern!(py, "__origin__"))? {
+            Some(origin) => self.annotation(&origin, depth + 1)?,
+            None => self.field(b'-', b""),
+        }
+        match value.getattr_opt(pyo3::intern!(py, "__args__"))? {
+            Some(args) if args.is_exact_instance_of::<PyTuple>() => {
+                let args = args.cast::<PyTuple>()?;
+                self.field(b'a', &(args.len() as u64).to_le_bytes());
+                for arg in args.iter() {
+                    self.annotation(&arg, depth + 1)?;
+                }
+            }
+            _ => self.field(b'-', b""),
         }
         Ok(())
     }
