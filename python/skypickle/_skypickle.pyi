@@ -22,6 +22,7 @@ __all__ = [
     "HIGHEST_PROTOCOL",
     "dump",
     "dumps",
+    "fingerprint",
     "Pickler",
     "_PICKLE_BY_VALUE_MODULES",
     "_CLOUDPICKLE_COPIES",
@@ -105,9 +106,7 @@ def dumps(
     deterministic: bool = False,
     normalize_paths: bool = False,
 ) -> bytes: ...
-def fingerprint(
-    obj: Any, *, protocol: int | None = None, normalize_paths: bool = False
-) -> str: ...
+def fingerprint(obj: Any, *, protocol: int | None = None, normalize_paths: bool = False) -> str: ...
 def dump(
     obj: Any,
     file: _Writable,
