@@ -88,18 +88,32 @@ pub fn extract_class_dict<'py>(
         .map(|base| namespace_of(&base))
         .collect::<PyResult<Vec<_>>>()?;
     let clsdict = PyDict::new(py);
+    let deterministic = crate::deterministic::current().deterministic;
     'keys: for key in keys.iter() {
         let value = own.get_item(&key)?;
-        for namespace in &base_namespaces {
-            let inherited = match namespace.cast::<PyDict>() {
-                Ok(dict) => dict.get_item(&key)?,
-                Err(_) => namespace.get_item(&key).ok(),
-            };
-            if let Some(inherited) = inherited {
-                if inherited.is(&value) {
-                    continue 'keys;
+        // Deterministic mode: a class's source location is its own even when a base's is
+        // the same int (normalize_paths makes them all 1); and a value the payload makes one
+        // object with the base's on load counts as inherited (see `same_on_load`). Either way
+        // the loaded copy's namespace is the one written here, and pickling it again gives
+        // the original bytes.
+        let own_location = deterministic && key.eq(pyo3::intern!(py, "__firstlineno__"))?;
+        if !own_location {
+            for namespace in &base_namespaces {
+                let inherited = match namespace.cast::<PyDict>() {
+                    Ok(dict) => dict.get_item(&key)?,
+                    Err(_) => namespace.get_item(&key).ok(),
+                };
+                if let Some(inherited) = inherited {
+                    let same = if deterministic {
+                        crate::deterministic::same_on_load(&inherited, &value)?
+                    } else {
+                        inherited.is(&value)
+                    };
+                    if same {
+                        continue 'keys;
+                    }
+                    break;
                 }
-                break;
             }
         }
         if fresh_keys {

@@ -7,7 +7,7 @@
 //!
 //! The id is a BLAKE3 digest of the class's *definition*: its module, qualified name,
 //! metaclass and bases (by name, and by their own definition when they travel by value too),
-//! and its own namespace in sorted key order, where
+//! and its own namespace as a payload carries it, in sorted key order, where
 //!
 //! * functions count by their code (bytecode, constants, names; not the file or line
 //!   numbers), qualified name, immutable defaults, keyword-only defaults and annotations;
@@ -136,7 +136,11 @@ impl Digest {
             self.name_of(&base)?;
             self.definition_if_by_value(&base)?;
         }
-        let namespace = super::class_parts::namespace_of(cls.as_any())?;
+        // The namespace as a payload carries it (`extract_class_dict`): without the entries
+        // a direct base holds by the very same object (`__static_attributes__ = ()` under a
+        // base that has `()` too, say), which a loaded copy inherits instead of owning. The
+        // id must be the same when that copy is pickled again.
+        let namespace = super::class_parts::extract_class_dict(cls.as_any(), false)?;
         let mut entries: Vec<(Vec<u8>, Bound<'_, PyAny>)> = Vec::new();
         for key in namespace.try_iter()? {
             let key = key?;
@@ -152,7 +156,9 @@ impl Digest {
             if VOLATILE_KEYS.contains(&text.as_slice()) {
                 continue;
             }
-            let value = namespace.get_item(&key)?;
+            let Some(value) = namespace.get_item(&key)? else {
+                continue;
+            };
             entries.push((text, value));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
