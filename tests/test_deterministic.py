@@ -9,9 +9,13 @@
    are the BLAKE3 digests of the payloads; the payloads, loaded in an interpreter that has
    neither the script nor its module, behave like the originals. ``compat="cloudpickle"``
    payloads agree too, and load where skypickle cannot be imported.
+   Loaded there and pickled again, they give the original bytes (chained pickling).
 2. A definition executed again (a re-run notebook cell) gives the same bytes; a changed one
-   a new tracker id; two distinct classes of identical definition load as one class.
-3. The memo: str and bytes by content, every other object by identity.
+   (its code, defaults, annotations, attributes, or a by-value base) a new tracker id; two
+   distinct classes of identical definition load as one class, two same-named local classes
+   as two; a class changed in place after it was sent is a new class for the loader.
+3. The memo: str, bytes, and tuples and frozensets of atoms by content, every other object by
+   identity; set items that only identity tells apart.
 4. Hypothesis: sets built in any insertion order, under any hash seed, give the same bytes
    and load back equal with plain ``pickle``.
 5. Sensitivity: a changed constant, default, global, closure value or class attribute
@@ -211,8 +215,8 @@ def test_dump_pickler_and_repeat_give_the_same_bytes(corpus):
 
 
 # The child loads every payload and runs deterministic_exercise on it (keys end with (case,
-# protocol, normalize_paths)): the exercise code is
-# sent as text (the child has no file of the test suite).
+# protocol, normalize_paths)); the exercise code is sent as text: the child has no file of the
+# test suite.
 LOAD_CORPUS = """
 exec(EXERCISE_SOURCE, globals())
 payloads = pickle.loads(PAYLOAD)
@@ -390,7 +394,18 @@ def test_rerun_cell_gives_the_same_bytes(run_in_subprocess):
     assert got == [(18, "ann:17", True, "B", 6, 20, ["brokerage", "checking", "savings"])] * 2
 
 
-def test_changed_definition_gives_a_new_tracker_id():
+ACCOUNT_BEHAVIOUR = """
+def behaviour(account):
+    instance = account("ann")
+    return (
+        account.__doc__, instance.deposit(1), instance.label, instance.statement(verbose=True),
+        instance.statement(), account.__annotations__, account.statement.__annotations__,
+        sorted(name for name in vars(account) if not name.startswith("__")),
+    )
+"""
+
+
+def test_changed_definition_gives_a_new_tracker_id(run_in_subprocess):
     (original,) = tracker_ids(det(run_cell(CELL)["Account"]))
     edits = {
         "method constant": ("amount * RATE", "amount * RATE * 2"),
@@ -404,11 +419,24 @@ def test_changed_definition_gives_a_new_tracker_id():
         "class annotation": ("currency: str", "currency: bytes"),
     }
     seen = {original}
+    classes = [run_cell(CELL)["Account"]]
     for what, (old, new) in edits.items():
         assert old in CELL, what
-        (changed,) = tracker_ids(det(run_cell(CELL.replace(old, new))["Account"]))
+        classes.append(run_cell(CELL.replace(old, new))["Account"])
+        (changed,) = tracker_ids(det(classes[-1]))
         assert changed not in seen, what
         seen.add(changed)
+    # Each edited class, loaded in a fresh interpreter (all in one), behaves as edited.
+    namespace = {}
+    exec(ACCOUNT_BEHAVIOUR, namespace)
+    expected = [namespace["behaviour"](cls) for cls in classes]
+    assert len({repr(e) for e in expected}) == len(edits) + 1
+    got = run_child(
+        run_in_subprocess,
+        ACCOUNT_BEHAVIOUR + "result = [behaviour(pickle.loads(p)) for p in pickle.loads(PAYLOAD)]",
+        pickle.dumps([det(cls) for cls in classes]),
+    )
+    assert got == expected
     # Moved in its file (the cell gained lines above it): the same definition, the same id;
     # the bytes differ only by the line numbers, which normalize_paths sets to 1.
     moved = run_cell("\n\n\n" + CELL)["Account"]
