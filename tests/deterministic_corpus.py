@@ -419,6 +419,8 @@ COMPAT_CASES = (
     "typevar_generic",
     "mixed_set",
     "registered_function",
+    "more_classes",
+    "function_sets",
 )
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
