@@ -11,9 +11,12 @@
 //!   entry or two depending on whether the sender happened to share them (interning, small
 //!   bytes singletons). Here str and bytes are memoised by content: the first occurrence of a
 //!   text is written and memoised, every later equal one is a memo GET, whatever its identity.
-//!   Every other object keeps its identity memo: for mutable objects sharing is semantic (two
-//!   references to one list must load as one list), and for the rest the same program builds
-//!   the same sharing.
+//!   So are tuples and frozensets made only of atoms (None, bool, int, float, str, bytes,
+//!   and such tuples and frozensets), whose sharing varies too: code constants the compiler
+//!   shares, which a loader's code constructor copies; CPython 3.9's empty frozenset
+//!   singleton. Every other object keeps its identity memo: for mutable objects sharing is
+//!   semantic (two references to one list must load as one list), and for the rest the same
+//!   program builds the same sharing.
 //! * **ABC registries** (`_abc_impl`) come from a set of weak references: sorted by name here.
 //! * **Source locations** (`co_filename`, `co_firstlineno`, a class's `__firstlineno__`, a
 //!   namespace's `__file__`) are kept, since tracebacks need them; with `normalize_paths` file
@@ -27,7 +30,7 @@
 use std::cell::Cell;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyBytes, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 /// How a dump writes what would otherwise vary between processes.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -92,6 +95,105 @@ pub fn normalized_path_list<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'p
         .map(|entry| normalized_path(&entry))
         .collect::<PyResult<Vec<_>>>()?;
     Ok(PyList::new(value.py(), entries)?.into_any())
+}
+
+/// How deep tuples and frozensets of atoms are keyed in place (deeper ones are not atoms).
+const MAX_ATOM_DEPTH: usize = 16;
+
+/// Tuples and frozensets of atoms whose key is longer than this are memoised by identity
+/// only: comparing them by content would cost more than it is worth.
+const MAX_CONTENT_KEY: usize = 64 * 1024;
+
+/// The content key of a value deterministic mode memoises by content besides str and bytes:
+/// a non-empty tuple or a frozenset made of atoms, its key at most [`MAX_CONTENT_KEY`] long.
+pub fn atoms_content_key(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+    let content_kind = match value.cast_exact::<PyTuple>() {
+        Ok(tuple) => !tuple.is_empty(),
+        Err(_) => value.is_exact_instance_of::<PyFrozenSet>(),
+    };
+    if !content_kind {
+        return Ok(None);
+    }
+    let mut key = Vec::new();
+    if !atom_key(value, &mut key, 0)? || key.len() > MAX_CONTENT_KEY {
+        return Ok(None);
+    }
+    Ok(Some(key))
+}
+
+/// Whether a payload written in deterministic mode makes `a` and `b` one object on load:
+/// they are one object here, or both are memoised by content (str, bytes, tuples and
+/// frozensets of atoms) and have the same content. A class dict entry equal in that sense to
+/// its base's is inherited by the loaded copy (`extract_class_dict`), so it is left out here
+/// too: otherwise pickling that copy again would not give the original bytes.
+pub fn same_on_load(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if a.is(b) {
+        return Ok(true);
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyString>(), b.cast_exact::<PyString>()) {
+        return Ok(match (crate::ffi::str_utf8(x), crate::ffi::str_utf8(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        });
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyBytes>(), b.cast_exact::<PyBytes>()) {
+        return Ok(x.as_bytes() == y.as_bytes());
+    }
+    Ok(match (atoms_content_key(a)?, atoms_content_key(b)?) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    })
+}
+
+/// Append the key of an atom (or a tuple or frozenset of atoms) to `key`: a tag, the length
+/// and the content, built without Python calls. False when `value` is not one (a set item is
+/// then keyed by a sub-dump, see `save/canonical.rs`; a tuple memoised by identity).
+pub fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> PyResult<bool> {
+    let field = |key: &mut Vec<u8>, tag: u8, data: &[u8]| {
+        key.push(tag);
+        key.extend_from_slice(&(data.len() as u64).to_be_bytes());
+        key.extend_from_slice(data);
+    };
+    if value.is_none() {
+        field(key, 0, b"");
+    } else if let Ok(b) = value.cast_exact::<pyo3::types::PyBool>() {
+        field(key, 1, &[u8::from(b.is_true())]);
+    } else if let Ok(int) = value.cast_exact::<PyInt>() {
+        field(key, 2, &crate::ffi::int_to_signed_le_bytes(int)?);
+    } else if let Ok(f) = value.cast_exact::<PyFloat>() {
+        field(key, 3, &f.value().to_bits().to_be_bytes());
+    } else if let Ok(s) = value.cast_exact::<PyString>() {
+        let Some(utf8) = crate::ffi::str_utf8(s) else {
+            return Ok(false);
+        };
+        field(key, 4, utf8);
+    } else if let Ok(b) = value.cast_exact::<PyBytes>() {
+        field(key, 5, b.as_bytes());
+    } else if depth >= MAX_ATOM_DEPTH {
+        return Ok(false);
+    } else if let Ok(t) = value.cast_exact::<PyTuple>() {
+        let mut inner = Vec::new();
+        for item in t.iter() {
+            if !atom_key(&item, &mut inner, depth + 1)? {
+                return Ok(false);
+            }
+        }
+        field(key, 6, &inner);
+    } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
+        let mut parts = Vec::with_capacity(s.len());
+        for item in s.iter() {
+            let mut part = Vec::new();
+            if !atom_key(&item, &mut part, depth + 1)? {
+                return Ok(false);
+            }
+            parts.push(part);
+        }
+        parts.sort_unstable();
+        field(key, 7, &parts.concat());
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ TEST_MODULES = (
     "test_classes_stdlib",
     "test_classes_tracking",
     "test_submodule_cache",
+    "test_deterministic",
+    "deterministic_corpus",
+    "deterministic_registered",
+    "deterministic_exercise",
 )
 
 # Tools available to the child's code, and exec'd in the test process too (``compare_in_child``).

@@ -88,18 +88,32 @@ pub fn extract_class_dict<'py>(
         .map(|base| namespace_of(&base))
         .collect::<PyResult<Vec<_>>>()?;
     let clsdict = PyDict::new(py);
+    let deterministic = crate::deterministic::current().deterministic;
     'keys: for key in keys.iter() {
         let value = own.get_item(&key)?;
-        for namespace in &base_namespaces {
-            let inherited = match namespace.cast::<PyDict>() {
-                Ok(dict) => dict.get_item(&key)?,
-                Err(_) => namespace.get_item(&key).ok(),
-            };
-            if let Some(inherited) = inherited {
-                if inherited.is(&value) {
-                    continue 'keys;
+        // Deterministic mode: a class's source location is its own even when a base's is
+        // the same int (normalize_paths makes them all 1); and a value the payload makes one
+        // object with the base's on load counts as inherited (see `same_on_load`). Either way
+        // the loaded copy's namespace is the one written here, and pickling it again gives
+        // the original bytes.
+        let own_location = deterministic && key.eq(pyo3::intern!(py, "__firstlineno__"))?;
+        if !own_location {
+            for namespace in &base_namespaces {
+                let inherited = match namespace.cast::<PyDict>() {
+                    Ok(dict) => dict.get_item(&key)?,
+                    Err(_) => namespace.get_item(&key).ok(),
+                };
+                if let Some(inherited) = inherited {
+                    let same = if deterministic {
+                        crate::deterministic::same_on_load(&inherited, &value)?
+                    } else {
+                        inherited.is(&value)
+                    };
+                    if same {
+                        continue 'keys;
+                    }
+                    break;
                 }
-                break;
             }
         }
         if fresh_keys {
@@ -203,6 +217,38 @@ fn sort_by_name(classes: &Bound<'_, PyList>) -> PyResult<()> {
     Ok(())
 }
 
+/// Deterministic mode: a class whose qualified name is not its name (nested, or defined in a
+/// function) sends `__qualname__` in its namespace, which `_class_setstate` sets (skypickle's
+/// and cloudpickle's alike). The skeleton is built with the name alone, so without it the copy
+/// a loader builds would have another qualified name, hence another tracker id
+/// (`by_value::identity`) when pickled again there: chained pickling would not give the
+/// original bytes, and without the qualified name in the id, two same-named local classes of
+/// one module would be one class on load. (Enums send their qualified name in the skeleton.)
+fn keep_qualname(cls: &Bound<'_, PyType>, clsdict: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = cls.py();
+    let key = pyo3::intern!(py, "__qualname__");
+    let qualname = cls.getattr(key)?;
+    if qualname.eq(cls.getattr(pyo3::intern!(py, "__name__"))?)? || clsdict.contains(key)? {
+        return Ok(());
+    }
+    // The namespace is in sorted key order: put the entry in its place.
+    let entries = clsdict.items();
+    clsdict.clear();
+    let mut placed = false;
+    for entry in entries.iter() {
+        let (k, v) = entry.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+        if !placed && !k.lt(key)? {
+            clsdict.set_item(PyString::new(py, "__qualname__"), &qualname)?;
+            placed = true;
+        }
+        clsdict.set_item(k, v)?;
+    }
+    if !placed {
+        clsdict.set_item(PyString::new(py, "__qualname__"), &qualname)?;
+    }
+    Ok(())
+}
+
 /// Deterministic mode with `normalize_paths`: a class's `__firstlineno__` (3.13+) is a source
 /// location, set to 1 like its functions' first line numbers.
 fn normalize_location(clsdict: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -257,7 +303,11 @@ impl<'py> ClassParts<'py> {
         } else {
             class_parts(cls.as_any(), fresh_keys)?
         };
-        if crate::deterministic::current().normalize_paths {
+        let mode = crate::deterministic::current();
+        if mode.deterministic && matches!(parts.skeleton, Skeleton::Class { .. }) {
+            keep_qualname(cls, &parts.class_dict)?;
+        }
+        if mode.normalize_paths {
             normalize_location(&parts.class_dict)?;
         }
         Ok(parts)

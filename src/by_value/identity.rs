@@ -6,11 +6,14 @@
 //! definition is re-executed (a re-run notebook cell), so the payload is the same bytes.
 //!
 //! The id is a BLAKE3 digest of the class's *definition*: its module, qualified name,
-//! metaclass and bases (by name), and its own namespace in sorted key order, where
+//! metaclass and bases (by name, and by their own definition when they travel by value too),
+//! and its own namespace as a payload carries it, in sorted key order, where
 //!
 //! * functions count by their code (bytecode, constants, names; not the file or line
-//!   numbers), qualified name and immutable defaults; `staticmethod`, `classmethod` and
-//!   `property` by the functions they wrap;
+//!   numbers), qualified name, immutable defaults, keyword-only defaults and annotations;
+//!   `staticmethod`, `classmethod` and `property` by the functions they wrap; the class's own
+//!   `__annotations__` by content (annotations: classes by name, `typing` constructs by their
+//!   parts);
 //! * immutable values (None, bool, int, float, complex, str, bytes, and tuples and frozensets
 //!   of those) by value, frozensets in sorted order;
 //! * classes and modules by name;
@@ -21,20 +24,20 @@
 //!
 //! The trade (documented for users): two distinct classes with identical definitions, in the
 //! same module under the same qualified name, get the same id, and a process that loads both
-//! gets one class. That is what "the same program gives the same bytes" requires: the bytes
+//! gets one class (and so do two TypeVars of the same name, bound, constraints and variance). That is what "the same program gives the same bytes" requires: the bytes
 //! cannot name which of two identical definitions they came from. It is also what a re-run
 //! notebook cell wants: the worker keeps one class, not one per run.
 
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyBytes, PyCode, PyComplex, PyFloat, PyFrozenSet, PyFunction, PyInt, PyModule,
+    PyBool, PyBytes, PyCode, PyComplex, PyDict, PyFloat, PyFrozenSet, PyFunction, PyInt, PyModule,
     PyString, PyTuple, PyType,
 };
 
 use super::code::code_info;
 
 /// Changes whenever what goes into an id changes: old and new ids then never collide.
-const ID_DOMAIN: &[u8] = b"skypickle tracker id 1\0";
+const ID_DOMAIN: &[u8] = b"skypickle tracker id 2\0";
 
 /// How deep nested tuples and frozensets are followed; deeper values count by type.
 const MAX_DEPTH: usize = 32;
@@ -118,7 +121,9 @@ impl Digest {
         Ok(())
     }
 
-    /// A class or module by its name.
+    /// A class by its module and qualified name. (A class by value keeps its qualified name
+    /// through a deterministic payload, so its copy in a loader gets the same id when it is
+    /// pickled again there: see `ClassParts::of`.)
     fn name_of(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.attr_text(obj, "__module__")?;
         self.attr_text(obj, "__qualname__")
@@ -130,12 +135,18 @@ impl Digest {
         self.field(b'K', b"");
         self.name_of(cls.as_any())?;
         self.name_of(cls.get_type().as_any())?;
+        self.definition_if_by_value(cls.get_type().as_any())?;
         let bases = cls.getattr(pyo3::intern!(py, "__bases__"))?;
         for base in bases.cast::<PyTuple>()?.iter() {
             self.field(b'b', b"");
             self.name_of(&base)?;
+            self.definition_if_by_value(&base)?;
         }
-        let namespace = super::class_parts::namespace_of(cls.as_any())?;
+        // The namespace as a payload carries it (`extract_class_dict`): without the entries
+        // a direct base holds by the very same object (`__static_attributes__ = ()` under a
+        // base that has `()` too, say), which a loaded copy inherits instead of owning. The
+        // id must be the same when that copy is pickled again.
+        let namespace = super::class_parts::extract_class_dict(cls.as_any(), false)?;
         let mut entries: Vec<(Vec<u8>, Bound<'_, PyAny>)> = Vec::new();
         for key in namespace.try_iter()? {
             let key = key?;
@@ -151,13 +162,19 @@ impl Digest {
             if VOLATILE_KEYS.contains(&text.as_slice()) {
                 continue;
             }
-            let value = namespace.get_item(&key)?;
+            let Some(value) = namespace.get_item(&key)? else {
+                continue;
+            };
             entries.push((text, value));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, value) in &entries {
             self.field(b'k', key);
-            self.value(value, 0)?;
+            if key.as_slice() == b"__annotations__" {
+                self.mapping(Some(value.clone()), 0, true)?;
+            } else {
+                self.value(value, 0)?;
+            }
         }
         if cls.is_subclass(crate::known::get(py)?.enum_type.bind(py))? {
             let members = cls.getattr(pyo3::intern!(py, "__members__"))?;
@@ -172,11 +189,32 @@ impl Digest {
         Ok(())
     }
 
-    /// A TypeVar: its name, module, bound, constraints and variance.
+    /// A base or metaclass that travels by value counts by its definition as well as its name.
+    ///
+    /// A loader that knows a class's id reuses the class it built for that id, bases included:
+    /// if a subclass kept its id when only its base changed (a re-run cell that edits the
+    /// base), a worker would keep the old base in the subclass's MRO and run the old
+    /// `super()` methods. Bases form no cycles, so this recursion ends; bases and metaclasses
+    /// found by reference (`object`, `enum.Enum`, an importable class) count by name only.
+    fn definition_if_by_value(&mut self, cls: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Ok(cls) = cls.cast::<PyType>() else {
+            return Ok(());
+        };
+        if !travels_by_value(cls)? {
+            return Ok(());
+        }
+        let mut sub = Digest::new();
+        sub.class(cls)?;
+        self.field(b'D', &sub.finish());
+        Ok(())
+    }
+
+    /// A TypeVar: its name, bound, constraints and variance. Not its module: `_make_typevar`
+    /// cannot give the copy it builds one (`typing` takes the module of whatever Python code
+    /// called `pickle.loads`), and pickling that copy again must give the same id.
     fn typevar(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.field(b'V', b"");
         self.attr_text(obj, "__name__")?;
-        self.attr_text(obj, "__module__")?;
         for attr in [
             "__bound__",
             "__constraints__",
@@ -236,7 +274,7 @@ impl Digest {
             // Read from the function's fields: no attribute lookups.
             let fields = crate::ffi::FunctionFields::of(func)?;
             self.field(b'f', &code_digest(&fields.code)?);
-            for part in [fields.qualname, fields.defaults, fields.kwdefaults] {
+            for part in [fields.qualname, fields.defaults] {
                 match part {
                     Some(v) if v.is_exact_instance_of::<PyString>() => self.text(&v)?,
                     Some(v) if v.is_exact_instance_of::<PyTuple>() => self.value(&v, depth + 1)?,
@@ -244,6 +282,11 @@ impl Digest {
                     None => self.field(b'-', b""),
                 }
             }
+            // Keyword-only defaults and annotations are definition too (a method whose
+            // annotations changed must not keep the old class's id: a loader keeping that
+            // class would keep the old method, annotations included).
+            self.mapping(func.getattr_opt("__kwdefaults__")?, depth + 1, false)?;
+            self.mapping(func.getattr_opt("__annotations__")?, depth + 1, true)?;
         } else if value.is_instance_of::<PyType>() || value.is_instance_of::<PyModule>() {
             self.field(b'n', b"");
             if value.is_instance_of::<PyModule>() {
@@ -277,12 +320,90 @@ impl Digest {
         Ok(())
     }
 
+    /// A dict of str keys (keyword-only defaults, annotations) in its own order, each value
+    /// as a value or as an annotation; anything else by its type.
+    fn mapping(
+        &mut self,
+        mapping: Option<Bound<'_, PyAny>>,
+        depth: usize,
+        annotations: bool,
+    ) -> PyResult<()> {
+        let Some(mapping) = mapping else {
+            self.field(b'-', b"");
+            return Ok(());
+        };
+        let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+            self.type_only(&mapping);
+            return Ok(());
+        };
+        if depth >= MAX_DEPTH {
+            self.type_only(&mapping);
+            return Ok(());
+        }
+        self.field(b'M', &(dict.len() as u64).to_le_bytes());
+        for (key, value) in dict.iter() {
+            self.text(&key)?;
+            if annotations {
+                self.annotation(&value, depth + 1)?;
+            } else {
+                self.value(&value, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An annotation: a class by name, a str (a postponed annotation) or an atom by value, a
+    /// construct of `typing` or `types` (generic aliases, unions, special forms, TypeVars) by
+    /// its name, origin and arguments. Never by repr, which may show addresses.
+    fn annotation(&mut self, value: &Bound<'_, PyAny>, depth: usize) -> PyResult<()> {
+        let py = value.py();
+        if depth >= MAX_DEPTH || value.is_instance_of::<PyType>() {
+            return self.value(value, depth);
+        }
+        let module = value.get_type().getattr(pyo3::intern!(py, "__module__"))?;
+        let typing_construct = module
+            .cast::<PyString>()
+            .ok()
+            .and_then(|m| m.to_cow().ok())
+            .is_some_and(|m| matches!(&*m, "typing" | "types" | "typing_extensions"));
+        if !typing_construct {
+            return self.value(value, depth);
+        }
+        self.type_only(value);
+        for attr in ["_name", "__name__", "__forward_arg__"] {
+            match value.getattr_opt(attr)? {
+                Some(name) if name.is_exact_instance_of::<PyString>() => self.text(&name)?,
+                _ => self.field(b'-', b""),
+            }
+        }
+        match value.getattr_opt(pyo3::intern!(py, "__origin__"))? {
+            Some(origin) => self.annotation(&origin, depth + 1)?,
+            None => self.field(b'-', b""),
+        }
+        match value.getattr_opt(pyo3::intern!(py, "__args__"))? {
+            Some(args) if args.is_exact_instance_of::<PyTuple>() => {
+                let args = args.cast::<PyTuple>()?;
+                self.field(b'a', &(args.len() as u64).to_le_bytes());
+                for arg in args.iter() {
+                    self.annotation(&arg, depth + 1)?;
+                }
+            }
+            _ => self.field(b'-', b""),
+        }
+        Ok(())
+    }
+
     /// A value by its type's name alone (`tp_name`: qualified for types defined in C, the
     /// bare name for classes, which is enough to tell values apart here).
     fn type_only(&mut self, value: &Bound<'_, PyAny>) {
         let tp = value.get_type();
         self.field(b'O', crate::ffi::type_name_bytes(&tp));
     }
+}
+
+/// Whether `cls` is pickled by value (`class_decision`'s test, without building its parts).
+fn travels_by_value(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    Ok(super::is_python_class(cls)? && !super::decision::should_pickle_by_reference(cls.as_any())?)
 }
 
 /// Class-dict entries that are caches or per-process bookkeeping, not definition: left out

@@ -23,7 +23,7 @@ use crate::wire::{op, wire};
 
 /// Whether `cls` was created by a class statement (or `type(...)`, `types.new_class`, ...),
 /// as opposed to by C code: only those can be rebuilt from their namespace.
-fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+pub(crate) fn is_python_class(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     Ok(crate::ffi::type_dealloc(cls) == crate::known::get(cls.py())?.python_class_dealloc)
 }
 

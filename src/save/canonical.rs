@@ -1,12 +1,14 @@
 //! Deterministic mode on the save path (see `crate::deterministic` for the rules): str and
-//! bytes memoised by content, and sets written in a canonical order.
+//! bytes, and tuples and frozensets made of atoms, memoised by content, and sets written in a
+//! canonical order.
 //!
 //! **Set order.** The items are sorted by a key that depends on the item's content alone:
 //! for atoms (None, bool, int, float, str, bytes) and tuples and frozensets of atoms, a tagged
-//! encoding built here without Python calls; for anything else, the item's own deterministic
+//! encoding (`deterministic::atom_key`); for anything else, the item's own deterministic
 //! pickle, made by a fresh dumper with an empty memo (so the key does not depend on what the
-//! payload wrote before). Mixed types sort by their tag first. The items are then written in
-//! that order by this dumper, with its memo, as usual.
+//! payload wrote before). Mixed types sort by their tag first; items whose keys tie (objects
+//! told apart by identity alone) by their memo index when the payload wrote them before the
+//! set. The items are then written in that order by this dumper, with its memo, as usual.
 //!
 //! A set whose item leads back to the set (through an object's state) would make keying
 //! recurse forever: while a set's items are keyed, a sub-dump that meets the same set writes
@@ -16,9 +18,10 @@
 //! written: deterministic mode calls user reducers of set items twice.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString};
 
 use super::Dumper;
+use crate::deterministic::{atom_key, atoms_content_key};
 use crate::errors::SaveResult;
 use crate::memo::{ContentIndex, Memo};
 use crate::writer::opcodes::*;
@@ -26,9 +29,8 @@ use crate::writer::opcodes::*;
 /// Content kinds of the content memo.
 const STR: u8 = b's';
 const BYTES: u8 = b'b';
-
-/// How deep tuples and frozensets of atoms are keyed in place; deeper ones are sub-dumped.
-const MAX_ATOM_DEPTH: usize = 16;
+/// Tuples and frozensets made of atoms (their `atom_key` says which).
+const ATOMS: u8 = b'a';
 
 impl<'py> Dumper<'py> {
     /// A str, memoised by its text: a memo GET when an equal str was written before.
@@ -74,6 +76,35 @@ impl<'py> Dumper<'py> {
         self.write_memo_put(idx)
     }
 
+    /// A tuple or frozenset made of atoms (None, bool, int, float, str, bytes, and tuples and
+    /// frozensets of those), memoised by its content: a memo GET when an equal one (same
+    /// types, same values) was written before, whatever its identity. `write` saves it the
+    /// usual way otherwise. Like a str, such a value has no identity worth keeping, and its
+    /// sharing varies where the program does not: the compiler shares equal constants of the
+    /// code objects it builds in one go, the code constructor of 3.12+ copies a frozenset
+    /// constant to intern its strings, CPython 3.9 makes every empty frozenset one object.
+    pub(super) fn save_atoms_by_content(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        write: impl FnOnce(&mut Self) -> SaveResult,
+    ) -> SaveResult {
+        let Some(key) = atoms_content_key(obj)? else {
+            return write(self);
+        };
+        let hash = ContentIndex::key(ATOMS, &key);
+        let found = self.memo.find_content(hash, |other| {
+            matches!(atoms_content_key(other), Ok(Some(k)) if k == key)
+        });
+        if let Some(idx) = found {
+            return self.memo_get(idx);
+        }
+        write(self)?;
+        if let Some(idx) = self.memo.get(obj) {
+            self.memo.insert_content(hash, idx);
+        }
+        Ok(())
+    }
+
     /// Whether this dumper is keying `set`'s items (a sub-dump that met the set again): the
     /// caller writes a placeholder instead of the set.
     pub(super) fn is_being_keyed(&self, set: &Bound<'py, PyAny>) -> bool {
@@ -92,12 +123,21 @@ impl<'py> Dumper<'py> {
         self.keying.push(set.as_ptr() as usize);
         let keyed = items
             .into_iter()
-            .map(|item| Ok((self.sort_key(&item)?, item)))
+            .map(|item| {
+                // Items whose keys tie are told apart by identity alone (say, two sentinel
+                // objects): their order would follow addresses. One the payload wrote before
+                // the set is written as a memo GET, so it goes by its memo index, which the
+                // stream so far determines. (Ties between items not written yet stay in
+                // iteration order: they are written alike, unless the payload refers to one
+                // of them again after the set, which this single pass cannot know.)
+                let written_at = self.memo.get(&item).unwrap_or(usize::MAX);
+                Ok((self.sort_key(&item)?, written_at, item))
+            })
             .collect::<SaveResult<Vec<_>>>();
         self.keying.pop();
         let mut keyed = keyed?;
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keyed.into_iter().map(|(_, item)| item).collect())
+        keyed.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Ok(keyed.into_iter().map(|(_, _, item)| item).collect())
     }
 
     /// The sort key of one set item.
@@ -129,54 +169,4 @@ impl<'py> Dumper<'py> {
     pub(super) fn save_keying_placeholder(&mut self) -> SaveResult {
         self.write(&[NONE])
     }
-}
-
-/// Append the key of an atom (or a tuple or frozenset of atoms) to `key`: a tag, the length
-/// and the content. False when `value` is not one (the caller sub-dumps it).
-fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> PyResult<bool> {
-    let field = |key: &mut Vec<u8>, tag: u8, data: &[u8]| {
-        key.push(tag);
-        key.extend_from_slice(&(data.len() as u64).to_be_bytes());
-        key.extend_from_slice(data);
-    };
-    if value.is_none() {
-        field(key, 0, b"");
-    } else if let Ok(b) = value.cast_exact::<pyo3::types::PyBool>() {
-        field(key, 1, &[u8::from(b.is_true())]);
-    } else if let Ok(int) = value.cast_exact::<PyInt>() {
-        field(key, 2, &crate::ffi::int_to_signed_le_bytes(int)?);
-    } else if let Ok(f) = value.cast_exact::<PyFloat>() {
-        field(key, 3, &f.value().to_bits().to_be_bytes());
-    } else if let Ok(s) = value.cast_exact::<PyString>() {
-        let Some(utf8) = crate::ffi::str_utf8(s) else {
-            return Ok(false);
-        };
-        field(key, 4, utf8);
-    } else if let Ok(b) = value.cast_exact::<PyBytes>() {
-        field(key, 5, b.as_bytes());
-    } else if depth >= MAX_ATOM_DEPTH {
-        return Ok(false);
-    } else if let Ok(t) = value.cast_exact::<PyTuple>() {
-        let mut inner = Vec::new();
-        for item in t.iter() {
-            if !atom_key(&item, &mut inner, depth + 1)? {
-                return Ok(false);
-            }
-        }
-        field(key, 6, &inner);
-    } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
-        let mut parts = Vec::with_capacity(s.len());
-        for item in s.iter() {
-            let mut part = Vec::new();
-            if !atom_key(&item, &mut part, depth + 1)? {
-                return Ok(false);
-            }
-            parts.push(part);
-        }
-        parts.sort_unstable();
-        field(key, 7, &parts.concat());
-    } else {
-        return Ok(false);
-    }
-    Ok(true)
 }

@@ -477,12 +477,18 @@ impl<'py> Dumper<'py> {
             return self.save_list(list);
         }
         if let Some(tuple) = subject.exact::<PyTuple>() {
+            if self.mode.deterministic && !tuple.is_empty() {
+                return self.save_atoms_by_content(obj, |dumper| dumper.save_tuple(tuple));
+            }
             return self.save_tuple(tuple);
         }
         if let Some(set) = subject.exact::<PySet>() {
             return self.save_set(set);
         }
         if let Some(set) = subject.exact::<PyFrozenSet>() {
+            if self.mode.deterministic {
+                return self.save_atoms_by_content(obj, |dumper| dumper.save_frozenset(set));
+            }
             return self.save_frozenset(set);
         }
         if let Some(array) = subject.exact::<PyByteArray>() {
