@@ -92,9 +92,10 @@ impl<'py> Dumper<'py> {
             return write(self);
         };
         let hash = ContentIndex::key(ATOMS, &key);
-        let found = self.memo.find_content(hash, |other| {
-            matches!(atoms_content_key(other), Ok(Some(k)) if k == key)
-        });
+        let found = self.memo.find_content(
+            hash,
+            |other| matches!(atoms_content_key(other), Ok(Some(k)) if k == key),
+        );
         if let Some(idx) = found {
             return self.memo_get(idx);
         }
