@@ -24,9 +24,20 @@
 //!
 //! The trade (documented for users): two distinct classes with identical definitions, in the
 //! same module under the same qualified name, get the same id, and a process that loads both
-//! gets one class (and so do two TypeVars of the same name, bound, constraints and variance). That is what "the same program gives the same bytes" requires: the bytes
-//! cannot name which of two identical definitions they came from. It is also what a re-run
-//! notebook cell wants: the worker keeps one class, not one per run.
+//! gets one class (and so do two TypeVars of the same name, bound, constraints and
+//! variance). That is what "the same program gives the same bytes" requires: the bytes cannot
+//! name which of two identical definitions they came from. It is also what a re-run notebook
+//! cell wants: the worker keeps one class, not one per run.
+//!
+//! The id is made once per class object, the first time this process pickles it in this
+//! mode, and kept (`class_tracker::content_id_of`). A class changed in place afterwards (a
+//! method added, an attribute set) keeps its id, as in the normal mode: a loader that has the
+//! class updates it, and instances it holds see the change (cloudpickle's
+//! `test_interactive_dynamic_type_and_stored_remote_instances`). The payload still changes
+//! with the class's content, and so does a fingerprint. The price: the id of a class changed
+//! in place depends on whether it was pickled before the change, which the same program does
+//! the same way every time. Recomputing it at every dump instead would make such a class a
+//! new class on the worker, stranding the instances it already holds.
 
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -48,6 +59,11 @@ const MAX_DEPTH: usize = 32;
 pub fn tracker_id<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     if !crate::deterministic::current().deterministic {
         return crate::class_tracker::get_or_create_tracker_id(obj);
+    }
+    // Made once per class object and kept (see the module documentation: a class changed in
+    // place keeps its id, so a loader updates the class it has).
+    if let Some(id) = crate::class_tracker::content_id_of(obj)? {
+        return Ok(id);
     }
     let id = content_id(obj)?;
     crate::class_tracker::track_content_id(obj, &id)?;

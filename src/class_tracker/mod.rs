@@ -32,6 +32,9 @@ struct Maps {
     /// Class -> fingerprints of the class dict its last payload carried
     /// (a `weakref.WeakKeyDictionary`; the fingerprints never refer to the class).
     last_state: Py<PyAny>,
+    /// Deterministic mode: class -> the id derived from its definition when this process
+    /// first pickled it in that mode (a `weakref.WeakKeyDictionary`; see `by_value::identity`).
+    content_ids: Py<PyAny>,
     /// `skypickle._bridge.adopt_id(obj)`: `(id, defined_here)` from a cloudpickle copy that
     /// tracks `obj`, or None.
     adopt_id: Py<PyAny>,
@@ -89,6 +92,7 @@ fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
             by_id: weakref.getattr("WeakValueDictionary")?.call0()?.unbind(),
             defined_here: weakref.getattr("WeakSet")?.call0()?.unbind(),
             last_state: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
+            content_ids: weakref.getattr("WeakKeyDictionary")?.call0()?.unbind(),
             adopt_id: bridge.getattr("adopt_id")?.unbind(),
             adopt_class: bridge.getattr("adopt_class")?.unbind(),
             share: bridge.getattr("share")?.unbind(),
@@ -98,8 +102,15 @@ fn maps(py: Python<'_>) -> PyResult<&'static Maps> {
 
 /// The id this tracker has for `obj`, if any. The caller holds the lock.
 fn own_id<'py>(maps: &Maps, obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    weak_key_get(maps.by_class.bind(obj.py()), obj)
+}
+
+/// `weak_map.get(obj)` for a `WeakKeyDictionary`.
+fn weak_key_get<'py>(
+    by_class: &Bound<'py, PyAny>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = obj.py();
-    let by_class = maps.by_class.bind(py);
     // What `WeakKeyDictionary.get` does, without its Python frame: look the class up by a
     // weak reference to it in the underlying dict.
     let data = by_class.getattr(pyo3::intern!(py, "data"))?;
@@ -162,6 +173,7 @@ pub fn track_content_id<'py>(obj: &Bound<'py, PyAny>, id: &Bound<'py, PyAny>) ->
     let maps = maps(py)?;
     {
         let _held = hold(py);
+        maps.content_ids.bind(py).set_item(obj, id)?;
         let by_id = maps.by_id.bind(py);
         // What `WeakValueDictionary.get` does, without its Python frame.
         let data = by_id.getattr(pyo3::intern!(py, "data"))?;
@@ -182,6 +194,15 @@ pub fn track_content_id<'py>(obj: &Bound<'py, PyAny>, id: &Bound<'py, PyAny>) ->
     }
     maps.share.bind(py).call1((obj, id))?;
     Ok(())
+}
+
+/// Deterministic mode: the id `obj` got from its definition when this process first pickled
+/// it in that mode, if it did.
+pub fn content_id_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = obj.py();
+    let maps = maps(py)?;
+    let _held = hold(py);
+    weak_key_get(maps.content_ids.bind(py), obj)
 }
 
 /// Whether this process defined `cls` (it pickled the class before any payload brought it):
