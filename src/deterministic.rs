@@ -100,13 +100,11 @@ pub fn normalized_path_list<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'p
 /// How deep tuples and frozensets of atoms are keyed in place (deeper ones are not atoms).
 const MAX_ATOM_DEPTH: usize = 16;
 
-/// Tuples and frozensets of atoms whose key is longer than this are memoised by identity
-/// only: comparing them by content would cost more than it is worth.
-const MAX_CONTENT_KEY: usize = 64 * 1024;
-
-/// The content key of a value deterministic mode memoises by content besides str and bytes:
-/// a non-empty tuple or a frozenset made of atoms, its key at most [`MAX_CONTENT_KEY`] long.
-pub fn atoms_content_key(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
+/// The content hash of a value deterministic mode memoises by content besides str and bytes:
+/// a non-empty tuple or a frozenset made of atoms (None if `value` is not one). Computed
+/// without allocating; equal contents (see [`atoms_equal`]) hash equal, frozensets whatever
+/// their iteration order.
+pub fn atoms_content_hash(value: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
     let content_kind = match value.cast_exact::<PyTuple>() {
         Ok(tuple) => !tuple.is_empty(),
         Err(_) => value.is_exact_instance_of::<PyFrozenSet>(),
@@ -114,11 +112,113 @@ pub fn atoms_content_key(value: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> 
     if !content_kind {
         return Ok(None);
     }
-    let mut key = Vec::new();
-    if !atom_key(value, &mut key, 0)? || key.len() > MAX_CONTENT_KEY {
+    let mut budget = MAX_CONTENT_ITEMS;
+    atoms_hash(value, 0, &mut budget)
+}
+
+/// Tuples and frozensets of atoms with more than this many items in all are memoised by
+/// identity only: comparing them by content would cost more than it is worth.
+const MAX_CONTENT_ITEMS: usize = 4096;
+
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// [`atoms_content_hash`]'s walk: None as soon as something is not an atom.
+fn atoms_hash(value: &Bound<'_, PyAny>, depth: usize, budget: &mut usize) -> PyResult<Option<u64>> {
+    use std::hash::Hasher;
+    if *budget == 0 {
         return Ok(None);
     }
-    Ok(Some(key))
+    *budget -= 1;
+    let bytes_hash = |tag: u64, data: &[u8]| {
+        let mut h = crate::fxhash::FxHasher::default();
+        h.write(data);
+        mix(mix(tag, data.len() as u64), h.finish())
+    };
+    Ok(Some(if value.is_none() {
+        1
+    } else if let Ok(b) = value.cast_exact::<pyo3::types::PyBool>() {
+        mix(2, u64::from(b.is_true()))
+    } else if let Ok(int) = value.cast_exact::<PyInt>() {
+        match crate::ffi::int_as_i64(int)? {
+            Some(small) => mix(3, small as u64),
+            None => bytes_hash(9, &crate::ffi::int_to_signed_le_bytes(int)?),
+        }
+    } else if let Ok(f) = value.cast_exact::<PyFloat>() {
+        mix(4, f.value().to_bits())
+    } else if let Ok(s) = value.cast_exact::<PyString>() {
+        let Some(utf8) = crate::ffi::str_utf8(s) else {
+            return Ok(None);
+        };
+        bytes_hash(5, utf8)
+    } else if let Ok(b) = value.cast_exact::<PyBytes>() {
+        bytes_hash(6, b.as_bytes())
+    } else if depth >= MAX_ATOM_DEPTH {
+        return Ok(None);
+    } else if let Ok(t) = value.cast_exact::<PyTuple>() {
+        let mut h = mix(7, t.len() as u64);
+        for item in t.iter() {
+            let Some(item) = atoms_hash(&item, depth + 1, budget)? else {
+                return Ok(None);
+            };
+            h = mix(h, item);
+        }
+        h
+    } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
+        // Order-independent: the items' hashes added up, each mixed once more.
+        let mut sum: u64 = 0;
+        for item in s.iter() {
+            let Some(item) = atoms_hash(&item, depth + 1, budget)? else {
+                return Ok(None);
+            };
+            sum = sum.wrapping_add(mix(item, 0x9e37_79b9));
+        }
+        mix(mix(8, s.len() as u64), sum)
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Whether two atoms-only values have the same content: the same exact types all the way
+/// down and equal values (floats by their bits, so `0.0` and `-0.0` differ and a NaN equals
+/// itself; `1`, `1.0` and `True` differ). Frozensets by their items' content in any order.
+pub fn atoms_equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> bool {
+    if a.is(b) {
+        return true;
+    }
+    if !a.get_type().is(b.get_type()) {
+        return false;
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyInt>(), b.cast_exact::<PyInt>()) {
+        return x.as_any().eq(y.as_any()).unwrap_or(false);
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyFloat>(), b.cast_exact::<PyFloat>()) {
+        return x.value().to_bits() == y.value().to_bits();
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyString>(), b.cast_exact::<PyString>()) {
+        return match (crate::ffi::str_utf8(x), crate::ffi::str_utf8(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        };
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyBytes>(), b.cast_exact::<PyBytes>()) {
+        return x.as_bytes() == y.as_bytes();
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyTuple>(), b.cast_exact::<PyTuple>()) {
+        return x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| atoms_equal(&p, &q));
+    }
+    if let (Ok(x), Ok(y)) = (a.cast_exact::<PyFrozenSet>(), b.cast_exact::<PyFrozenSet>()) {
+        if x.len() != y.len() {
+            return false;
+        }
+        // Few and small in practice (code constants): a quadratic match is fine; each item of
+        // one must have a content-equal item in the other (the items of a set are distinct).
+        let others: Vec<_> = y.iter().collect();
+        return x.iter().all(|p| others.iter().any(|q| atoms_equal(&p, q)));
+    }
+    // None, bool: singletons, same type means same value only for None; bools compare here.
+    a.eq(b).unwrap_or(false)
 }
 
 /// Whether a payload written in deterministic mode makes `a` and `b` one object on load:
@@ -139,8 +239,8 @@ pub fn same_on_load(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool
     if let (Ok(x), Ok(y)) = (a.cast_exact::<PyBytes>(), b.cast_exact::<PyBytes>()) {
         return Ok(x.as_bytes() == y.as_bytes());
     }
-    Ok(match (atoms_content_key(a)?, atoms_content_key(b)?) {
-        (Some(x), Some(y)) => x == y,
+    Ok(match (atoms_content_hash(a)?, atoms_content_hash(b)?) {
+        (Some(x), Some(y)) => x == y && atoms_equal(a, b),
         _ => false,
     })
 }
@@ -159,7 +259,12 @@ pub fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> Py
     } else if let Ok(b) = value.cast_exact::<pyo3::types::PyBool>() {
         field(key, 1, &[u8::from(b.is_true())]);
     } else if let Ok(int) = value.cast_exact::<PyInt>() {
-        field(key, 2, &crate::ffi::int_to_signed_le_bytes(int)?);
+        // Every int that fits 64 bits is keyed by those (equal ints, equal keys); larger ones
+        // by their bytes, under a tag of their own.
+        match crate::ffi::int_as_i64(int)? {
+            Some(small) => field(key, 2, &small.to_le_bytes()),
+            None => field(key, 8, &crate::ffi::int_to_signed_le_bytes(int)?),
+        }
     } else if let Ok(f) = value.cast_exact::<PyFloat>() {
         field(key, 3, &f.value().to_bits().to_be_bytes());
     } else if let Ok(s) = value.cast_exact::<PyString>() {
@@ -172,13 +277,17 @@ pub fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> Py
     } else if depth >= MAX_ATOM_DEPTH {
         return Ok(false);
     } else if let Ok(t) = value.cast_exact::<PyTuple>() {
-        let mut inner = Vec::new();
+        // Tag and length, the items written in place, then the length patched.
+        key.push(6);
+        let at = key.len();
+        key.extend_from_slice(&[0; 8]);
         for item in t.iter() {
-            if !atom_key(&item, &mut inner, depth + 1)? {
+            if !atom_key(&item, key, depth + 1)? {
                 return Ok(false);
             }
         }
-        field(key, 6, &inner);
+        let len = (key.len() - at - 8) as u64;
+        key[at..at + 8].copy_from_slice(&len.to_be_bytes());
     } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
         let mut parts = Vec::with_capacity(s.len());
         for item in s.iter() {

@@ -321,7 +321,16 @@ impl ContentIndex {
         // FxHash's last multiply leaves the low bits depending on the low bits of the last
         // word only (texts that differ in their last bytes share them), and the table picks
         // buckets by the low bits: mix the high bits down (MurmurHash3's finaliser).
-        let mut x = h.finish();
+        Self::finish(h.finish())
+    }
+
+    /// The key of content hashed elsewhere (tuples and frozensets of atoms), of kind `kind`.
+    pub fn key_of_hash(kind: u8, hash: u64) -> u64 {
+        Self::finish(hash ^ (u64::from(kind) << 56).rotate_left(7))
+    }
+
+    /// Mix the high bits down (see `key`).
+    fn finish(mut x: u64) -> u64 {
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;

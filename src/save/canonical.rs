@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use super::Dumper;
-use crate::deterministic::{atom_key, atoms_content_key};
+use crate::deterministic::{atom_key, atoms_content_hash, atoms_equal};
 use crate::errors::SaveResult;
 use crate::memo::{ContentIndex, Memo};
 use crate::writer::opcodes::*;
@@ -88,14 +88,13 @@ impl<'py> Dumper<'py> {
         obj: &Bound<'py, PyAny>,
         write: impl FnOnce(&mut Self) -> SaveResult,
     ) -> SaveResult {
-        let Some(key) = atoms_content_key(obj)? else {
+        let Some(hash) = atoms_content_hash(obj)? else {
             return write(self);
         };
-        let hash = ContentIndex::key(ATOMS, &key);
-        let found = self.memo.find_content(
-            hash,
-            |other| matches!(atoms_content_key(other), Ok(Some(k)) if k == key),
-        );
+        let hash = ContentIndex::key_of_hash(ATOMS, hash);
+        let found = self
+            .memo
+            .find_content(hash, |other| atoms_equal(obj, other));
         if let Some(idx) = found {
             return self.memo_get(idx);
         }
