@@ -533,3 +533,15 @@ def site_packages(python: Path) -> str:
         check=True,
     )
     return out.stdout.strip()
+
+
+# Run first in a child that loads: `import skypickle` fails there (a worker without it).
+BLOCK_SKYPICKLE = """\
+import sys
+class _NoSkypickle:
+    def find_spec(self, name, path=None, target=None):
+        if name == "skypickle" or name.startswith("skypickle."):
+            raise ImportError("skypickle is not installed on this worker")
+        return None
+sys.meta_path.insert(0, _NoSkypickle())
+"""

@@ -25,20 +25,11 @@ import pytest
 import skypickle
 import skypickle.compat
 from byvalue_helpers import make_namespace, pack, run_child
-from compat_helpers import payload_globals
+from compat_helpers import BLOCK_SKYPICKLE, payload_globals
 from helpers import by_value_functions, reconstructors
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 
-# Put first in a child's sys.meta_path: `import skypickle` fails there.
-BLOCK_SKYPICKLE = """
-class _NoSkypickle:
-    def find_spec(self, name, path=None, target=None):
-        if name == "skypickle" or name.startswith("skypickle."):
-            raise ImportError("skypickle is not installed on this worker")
-        return None
-sys.meta_path.insert(0, _NoSkypickle())
-"""
 
 # A top-level module: a function and a class that carry a marker string (found in a payload
 # only if their code travels), a TypeVar, and a function that calls another of its module.

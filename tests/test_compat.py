@@ -15,18 +15,8 @@ import textwrap
 
 import pytest
 import skypickle
-from compat_helpers import disallowed_globals, payload_globals
+from compat_helpers import BLOCK_SKYPICKLE, disallowed_globals, payload_globals
 
-# The child that loads: skypickle cannot be imported there.
-BLOCK_SKYPICKLE = """\
-import sys
-class _NoSkypickle:
-    def find_spec(self, name, path=None, target=None):
-        if name == "skypickle" or name.startswith("skypickle."):
-            raise ImportError("skypickle is not installed on this worker")
-        return None
-sys.meta_path.insert(0, _NoSkypickle())
-"""
 
 CASES = """\
 import abc, dataclasses, enum, functools, sys, typing
