@@ -17,7 +17,6 @@ import pytest
 import skypickle
 from compat_helpers import BLOCK_SKYPICKLE, disallowed_globals, payload_globals
 
-
 CASES = """\
 import abc, dataclasses, enum, functools, sys, typing
 
