@@ -72,7 +72,10 @@ def _stock_tokenize_enter() -> None:
     # Older dask cached function tokens by function object: emptied, so that each sample
     # measures the pickling users get for a function not tokenized before.
     for module_name in ("dask.tokenize", "dask.base"):
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # dask before 2024.9 has no dask.tokenize
+            continue
         cache = getattr(module, "function_cache", None)
         if isinstance(cache, dict):
             cache.clear()
