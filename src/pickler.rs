@@ -137,19 +137,22 @@ pub fn dumps<'py>(
 /// pickling it once with nothing kept but the measurements (see save/trace.rs); the Python
 /// side (`skypickle.explain`) makes an `Explanation` of the dict returned.
 #[pyfunction]
-#[pyo3(name = "_explain", signature = (obj, protocol=None, compat=None))]
+#[pyo3(name = "_explain", signature = (obj, protocol=None, compat=None, by_value=None))]
 pub fn explain<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     protocol: Option<&Bound<'py, PyAny>>,
     compat: Option<&Bound<'py, PyAny>>,
+    by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let compat = resolve_compat_target(py, compat)?;
+    let by_value = per_call::resolve(py, by_value)?;
     let hooks = default_hooks(py, lk)?;
     let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
     dumper.compat = compat.map(Compat::new);
+    dumper.by_value_modules = by_value;
     dumper.discard = true;
     dumper.trace = Some(Box::default());
     run_dump(&mut dumper, obj)?;
@@ -157,11 +160,6 @@ pub fn explain<'py>(
     dumper.trace_report()
 }
 
-/// `fingerprint(obj, *, protocol=None, normalize_paths=False)`: the BLAKE3 digest (64 hex
-/// digits) of `obj`'s deterministic pickle, hashed frame by frame as it is written: the
-/// payload is never built whole, and large buffers (numpy arrays at protocol 5) are hashed
-/// where they lie. Equal to `blake3(dumps(obj, protocol, deterministic=True,
-/// normalize_paths=normalize_paths))`.
 /// `fingerprint(obj, *, protocol=None, normalize_paths=False, by_value=None)`: the BLAKE3
 /// digest (64 hex digits) of `obj`'s deterministic pickle, hashed frame by frame as it is
 /// written: the payload is never built whole, and large buffers (numpy arrays at protocol 5)

@@ -397,3 +397,17 @@ def test_dask_install_max_task_bytes():
     assert "obj.__globals__['BIG'] (global)" in out.stdout
     assert "refused compat: True" in out.stdout
     assert out.stdout.rstrip().endswith("uninstalled")
+
+
+def test_explain_takes_the_per_call_by_value_list(by_value_module):
+    """explain measures what dumps would write with the same arguments: with the module in
+    ``by_value=`` (and not registered), its function and constant are entries."""
+    skypickle.unregister_pickle_by_value(by_value_module)
+    try:
+        plain = skypickle.explain(by_value_module.helper)
+        assert plain.entries == []  # by reference
+        listed = skypickle.explain(by_value_module.helper, by_value=[by_value_module])
+        assert listed.total == len(skypickle.dumps(by_value_module.helper, by_value=["exp_bv_mod"]))
+        assert entry(listed, "obj.__globals__['CONSTANT']").bytes >= 256 * 1024
+    finally:
+        skypickle.register_pickle_by_value(by_value_module)

@@ -99,13 +99,19 @@ class Explanation:
         return self.report()
 
 
-def explain(obj: Any, *, protocol: int | None = None, compat: str | None = None) -> Explanation:
-    """What a payload of ``obj`` (``dumps(obj, protocol, compat=compat)``) would carry: every
-    by-value function, class and module, captured global, closure cell, default, class
-    attribute, instance state and buffer, with its path and size; the modules the loader
-    imports and why; and warnings for the usual mistakes. ``obj`` is pickled once; nothing is
-    kept but the measurements."""
-    raw = _skypickle._explain(obj, protocol, compat)
+def explain(
+    obj: Any,
+    *,
+    protocol: int | None = None,
+    compat: str | None = None,
+    by_value: Any = None,
+) -> Explanation:
+    """What a payload of ``obj`` (``dumps(obj, protocol, compat=compat, by_value=by_value)``)
+    would carry: every by-value function, class and module, captured global, closure cell,
+    default, class attribute, instance state and buffer, with its path and size; the modules
+    the loader imports and why; and warnings for the usual mistakes. ``obj`` is pickled once;
+    nothing is kept but the measurements."""
+    raw = _skypickle._explain(obj, protocol, compat, by_value)
     entries = [
         Entry(
             path=row["path"],

@@ -112,7 +112,10 @@ def dumps(
     by_value: Iterable[ModuleType | str] | None = None,
 ) -> bytes: ...
 def _explain(
-    obj: Any, protocol: int | None = None, compat: str | None = None
+    obj: Any,
+    protocol: int | None = None,
+    compat: str | None = None,
+    by_value: Iterable[ModuleType | str] | None = None,
 ) -> dict[str, Any]: ...
 def fingerprint(
     obj: Any,
