@@ -117,6 +117,23 @@ pub fn str_utf8<'a>(text: &'a Bound<'_, PyString>) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) })
 }
 
+/// Whether a str is interned (identifiers, dict keys the compiler or `sys.intern` made so):
+/// the strs that are likely to be met again as the very same object.
+#[inline]
+pub fn str_is_interned(text: &Bound<'_, PyString>) -> bool {
+    #[cfg(not(Py_3_14))]
+    {
+        // SAFETY: `text` is a live str, whose header is a PyASCIIObject; reading the state
+        // bitfield's `interned` bits reads memory the object owns.
+        unsafe { (*text.as_ptr().cast::<ffi::PyASCIIObject>()).interned() != 0 }
+    }
+    #[cfg(Py_3_14)]
+    {
+        let _ = text;
+        false
+    }
+}
+
 /// The text of a str as UTF-8 with lone surrogates written as `pickle` writes them
 /// (`surrogatepass`), as a new `bytes`: for the strs [`str_utf8`] refuses.
 pub fn str_encode_surrogatepass<'py>(text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyBytes>> {

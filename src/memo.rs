@@ -213,6 +213,14 @@ impl<'py> Memo<'py> {
             .find(key, |idx| self.objects.get(idx).is_some_and(&same))
     }
 
+    /// Record `obj` under the next index without making it findable by identity (a str
+    /// deterministic mode finds by content only): the memo keeps it alive and comparable.
+    pub fn put_unindexed(&mut self, obj: &Bound<'py, PyAny>) -> usize {
+        let idx = self.objects.len();
+        self.objects.push(obj.clone());
+        idx
+    }
+
     /// Make `obj` found by identity under the existing index `idx`: deterministic mode's str
     /// or bytes equal to one memoised before. The memo keeps `obj` alive too (its address must
     /// not be reused by another object while the entry exists).

@@ -44,15 +44,23 @@ impl<'py> Dumper<'py> {
         let found = self.memo.find_or_reserve_content(key, |o| {
             o.cast::<PyString>().ok().and_then(crate::ffi::str_utf8) == Some(utf8)
         });
+        // Interned strs (keys, identifiers) are met again as the very same object: they are
+        // indexed by identity too, so that `save`'s memo lookup finds them with one address
+        // probe (the entry content would find). Other strs (built at run time) are rarely met
+        // twice as one object: a second table entry would cost more than it saves.
+        let interned = crate::ffi::str_is_interned(text);
         if let Some(idx) = found {
-            // An equal str that is another object: found by identity from now on.
-            self.memo.alias(text.as_any(), idx);
+            if interned {
+                self.memo.alias(text.as_any(), idx);
+            }
             return self.memo_get(idx);
         }
         self.write_str(text)?;
-        // Indexed by identity too: the same object again is then found by `save`'s memo
-        // lookup, at the cost of an address probe. It is the same entry content would find.
-        let idx = self.memo.put(text.as_any());
+        let idx = if interned {
+            self.memo.put(text.as_any())
+        } else {
+            self.memo.put_unindexed(text.as_any())
+        };
         debug_assert_eq!(idx, next);
         self.write_memo_put(idx)
     }
