@@ -18,7 +18,7 @@
 //! written: deterministic mode calls user reducers of set items twice.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyString};
 
 use super::Dumper;
 use crate::deterministic::{atom_key, atoms_content_hash, atoms_equal};
@@ -128,6 +128,9 @@ impl<'py> Dumper<'py> {
         if items.len() < 2 {
             return Ok(items);
         }
+        if let Some(order) = simple_atoms_order(&items)? {
+            return Ok(order.into_iter().map(|i| items[i].clone()).collect());
+        }
         self.keying.push(set.as_ptr() as usize);
         let keyed = items
             .into_iter()
@@ -177,4 +180,57 @@ impl<'py> Dumper<'py> {
     pub(super) fn save_keying_placeholder(&mut self) -> SaveResult {
         self.write(&[NONE])
     }
+}
+
+/// The order [`Dumper::canonical_items`] gives a set made only of simple atoms (None, bool,
+/// int within 64 bits, float, str, bytes), computed without building keys: each item's key
+/// is borrowed from the item or held in 8 bytes, and compared as `atom_key`'s encoding
+/// compares (tag, then length, then bytes), so the order is the same either way. None when
+/// an item is anything else (the caller keys it the general way).
+fn simple_atoms_order(items: &[Bound<'_, PyAny>]) -> PyResult<Option<Vec<usize>>> {
+    enum Data<'a> {
+        Inline([u8; 8], usize),
+        Borrowed(&'a [u8]),
+    }
+    impl Data<'_> {
+        fn bytes(&self) -> &[u8] {
+            match self {
+                Data::Inline(buf, len) => &buf[..*len],
+                Data::Borrowed(b) => b,
+            }
+        }
+    }
+    let mut keys: Vec<(u8, Data<'_>, usize)> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let (tag, data) = if item.is_none() {
+            (0, Data::Inline([0; 8], 0))
+        } else if let Ok(b) = item.cast_exact::<pyo3::types::PyBool>() {
+            (
+                1,
+                Data::Inline([u8::from(b.is_true()), 0, 0, 0, 0, 0, 0, 0], 1),
+            )
+        } else if let Ok(int) = item.cast_exact::<PyInt>() {
+            match crate::ffi::int_as_i64(int)? {
+                Some(v) => (2, Data::Inline(v.to_le_bytes(), 8)),
+                None => return Ok(None),
+            }
+        } else if let Ok(f) = item.cast_exact::<PyFloat>() {
+            (3, Data::Inline(f.value().to_bits().to_be_bytes(), 8))
+        } else if let Ok(text) = item.cast_exact::<PyString>() {
+            match crate::ffi::str_utf8(text) {
+                Some(utf8) => (4, Data::Borrowed(utf8)),
+                None => return Ok(None),
+            }
+        } else if let Ok(b) = item.cast_exact::<PyBytes>() {
+            (5, Data::Borrowed(b.as_bytes()))
+        } else {
+            return Ok(None);
+        };
+        keys.push((tag, data, i));
+    }
+    keys.sort_by(|a, b| {
+        let (x, y) = (a.1.bytes(), b.1.bytes());
+        (a.0, x.len(), x).cmp(&(b.0, y.len(), y))
+    });
+    Ok(Some(keys.into_iter().map(|(_, _, i)| i).collect()))
 }
