@@ -70,6 +70,34 @@ fn resolve_mode(deterministic: bool, normalize_paths: bool) -> PyResult<Mode> {
     })
 }
 
+/// A dumper for a module-level call (`dumps`, `dump`, `fingerprint`, `_explain`): the default
+/// hooks, and the call's checked options.
+fn call_dumper<'py>(
+    py: Python<'py>,
+    proto: u8,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+    file_write: Option<Bound<'py, PyAny>>,
+    compat: Option<Bound<'py, PyString>>,
+    mode: Mode,
+    by_value: Option<Bound<'py, PySet>>,
+) -> PyResult<Dumper<'py>> {
+    let lk = known::get(py)?;
+    let hooks = default_hooks(py, lk)?;
+    let mut dumper = Dumper::new(
+        py,
+        lk,
+        proto,
+        Memo::new(),
+        hooks,
+        buffer_callback,
+        file_write,
+    );
+    dumper.compat = compat.map(Compat::new);
+    dumper.mode = mode;
+    dumper.by_value_modules = by_value;
+    Ok(dumper)
+}
+
 /// Run one dump and turn its error into what the caller sees.
 fn run_dump<'py>(dumper: &mut Dumper<'py>, obj: &Bound<'py, PyAny>) -> PyResult<()> {
     let proto = dumper.proto;
@@ -117,23 +145,18 @@ pub fn dumps<'py>(
     max_bytes: Option<usize>,
     by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
     let mode = resolve_mode(deterministic, normalize_paths)?;
     let by_value = per_call::resolve(py, by_value)?;
-    let hooks = default_hooks(py, lk)?;
-    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, buffer_callback, None);
-    dumper.compat = compat.map(Compat::new);
-    dumper.mode = mode;
+    let mut dumper = call_dumper(py, proto, buffer_callback, None, compat, mode, by_value)?;
     dumper.set_max_bytes(max_bytes);
-    dumper.by_value_modules = by_value;
     run_dump(&mut dumper, obj)?;
     dumper.take_output()
 }
 
-/// `_explain(obj, protocol=None, compat=None)`: what a payload of `obj` carries, measured by
+/// `_explain(obj, protocol=None, compat=None, by_value=None)`: what a payload of `obj` carries, measured by
 /// pickling it once with nothing kept but the measurements (see save/trace.rs); the Python
 /// side (`skypickle.explain`) makes an `Explanation` of the dict returned.
 #[pyfunction]
@@ -145,14 +168,10 @@ pub fn explain<'py>(
     compat: Option<&Bound<'py, PyAny>>,
     by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let compat = resolve_compat_target(py, compat)?;
     let by_value = per_call::resolve(py, by_value)?;
-    let hooks = default_hooks(py, lk)?;
-    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
-    dumper.compat = compat.map(Compat::new);
-    dumper.by_value_modules = by_value;
+    let mut dumper = call_dumper(py, proto, None, None, compat, Mode::default(), by_value)?;
     dumper.discard = true;
     dumper.trace = Some(Box::default());
     run_dump(&mut dumper, obj)?;
@@ -174,14 +193,10 @@ pub fn fingerprint<'py>(
     normalize_paths: bool,
     by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<String> {
-    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let mode = resolve_mode(true, normalize_paths)?;
     let by_value = per_call::resolve(py, by_value)?;
-    let hooks = default_hooks(py, lk)?;
-    let mut dumper = Dumper::new(py, lk, proto, Memo::new(), hooks, None, None);
-    dumper.mode = mode;
-    dumper.by_value_modules = by_value;
+    let mut dumper = call_dumper(py, proto, None, None, None, mode, by_value)?;
     dumper.hasher = Some(Box::default());
     run_dump(&mut dumper, obj)?;
     dumper.finish_hash()
@@ -207,27 +222,22 @@ pub fn dump<'py>(
     max_bytes: Option<usize>,
     by_value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
-    let lk = known::get(py)?;
     let proto = resolve_protocol(protocol)?;
     let buffer_callback = check_buffer_callback(proto, buffer_callback)?;
     let compat = resolve_compat_target(py, compat)?;
     let mode = resolve_mode(deterministic, normalize_paths)?;
     let by_value = per_call::resolve(py, by_value)?;
     let write = file_write(file)?;
-    let hooks = default_hooks(py, lk)?;
-    let mut dumper = Dumper::new(
+    let mut dumper = call_dumper(
         py,
-        lk,
         proto,
-        Memo::new(),
-        hooks,
         buffer_callback,
         Some(write),
-    );
-    dumper.compat = compat.map(Compat::new);
-    dumper.mode = mode;
+        compat,
+        mode,
+        by_value,
+    )?;
     dumper.set_max_bytes(max_bytes);
-    dumper.by_value_modules = by_value;
     run_dump(&mut dumper, obj)?;
     dumper.flush_to_file()
 }

@@ -34,7 +34,11 @@ impl<'py> Dumper<'py> {
         }
         self.begin_wire_call(parts.skeleton_op())?;
         for (i, arg) in args.iter().enumerate() {
-            self.save_at2(arg, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
+            self.save_through(
+                arg,
+                None,
+                &[&|| PathSegment::ReduceArgs, &|| PathSegment::Item(i)],
+            )?;
         }
         self.end_wire_call()?;
         if let Some(idx) = self.memo.get(cls) {

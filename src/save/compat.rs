@@ -240,7 +240,11 @@ impl<'py> Dumper<'py> {
         let save_args = |this: &mut Self, items: &[Bound<'py, PyAny>]| -> SaveResult {
             this.write(&[MARK])?;
             for (i, item) in items.iter().enumerate() {
-                this.save_at2(item, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
+                this.save_through(
+                    item,
+                    None,
+                    &[&|| PathSegment::ReduceArgs, &|| PathSegment::Item(i)],
+                )?;
             }
             this.write(&[TUPLE, REDUCE])
         };
@@ -338,7 +342,11 @@ impl<'py> Dumper<'py> {
             _ => {
                 self.begin_compat_call(op)?;
                 for (i, item) in all.iter().enumerate() {
-                    self.save_at2(item, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
+                    self.save_through(
+                        item,
+                        None,
+                        &[&|| PathSegment::ReduceArgs, &|| PathSegment::Item(i)],
+                    )?;
                 }
                 self.end_wire_call()
             }

@@ -180,7 +180,7 @@ impl<'py> Dumper<'py> {
 
     /// Write a whole pickle of `obj`: PROTO, the object, STOP, then the last frame.
     pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult {
-        self.special_sink = self.hasher.is_some() || self.discard || self.max_bytes.is_some();
+        self.special_sink = self.consumes_output() || self.max_bytes.is_some();
         // The by-value layer's reducers read the mode and the by-value list from the thread
         // (see deterministic.rs and by_value/per_call.rs): they are also called from Python.
         let _mode = crate::deterministic::enter(self.mode);
@@ -212,7 +212,7 @@ impl<'py> Dumper<'py> {
 
     /// Hand everything written so far to `file.write` (or to the fingerprint's hash).
     pub fn flush_to_file(&mut self) -> PyResult<()> {
-        if self.hasher.is_some() || self.discard {
+        if self.consumes_output() {
             self.flushed += self.out.len();
             if let Some(hasher) = self.hasher.as_mut() {
                 hasher.update(self.out.as_slice());
@@ -257,9 +257,8 @@ impl<'py> Dumper<'py> {
         // then, and the limit counts the bytes that stay.
         self.out.commit_frame();
         self.check_limit(header.len() + payload.len())?;
-        if self.hasher.is_some() || self.discard {
+        if self.consumes_output() {
             // Hashed (or counted) where it lies, never copied into the output.
-            self.out.commit_frame();
             self.flush_to_file()?;
             if let Some(hasher) = self.hasher.as_mut() {
                 hasher.update(header);
@@ -308,10 +307,10 @@ impl<'py> Dumper<'py> {
         if self.max_bytes.is_some() {
             self.check_limit(0)?;
         }
-        let hands_on = self.file_write.is_some() || self.hasher.is_some() || self.discard;
+        let hands_on = self.file_write.is_some() || self.consumes_output();
         if self.out.opcode_boundary() && hands_on {
             self.flush_to_file()?;
-        } else if (self.hasher.is_some() || self.discard)
+        } else if self.consumes_output()
             && !self.out.framing()
             && self.out.len() >= crate::writer::FRAME_SIZE_TARGET
         {
@@ -319,6 +318,12 @@ impl<'py> Dumper<'py> {
             self.flush_to_file()?;
         }
         Ok(())
+    }
+
+    /// Whether the output is consumed as it is written (hashed by `fingerprint`, dropped by
+    /// `explain`) rather than kept for a `bytes` object or a file.
+    fn consumes_output(&self) -> bool {
+        self.hasher.is_some() || self.discard
     }
 
     /// `fingerprint`: the hex digest of everything written.
@@ -403,7 +408,7 @@ impl<'py> Dumper<'py> {
             );
         }
         msg.push_str("\nstopped while writing ");
-        msg.push_str(&self.trace_path_text());
+        msg.push_str(&self.path_text());
         Err(pickling_error(self.py, msg).into())
     }
 

@@ -308,7 +308,11 @@ impl<'py> Dumper<'py> {
                     self.begin_wire_call(op)
                         .at(|| PathSegment::ReduceCallable)?;
                     for (i, arg) in args.iter().enumerate() {
-                        self.save_at2(&arg, || PathSegment::Item(i), || PathSegment::ReduceArgs)?;
+                        self.save_through(
+                            &arg,
+                            None,
+                            &[&|| PathSegment::ReduceArgs, &|| PathSegment::Item(i)],
+                        )?;
                     }
                     return self.end_wire_call();
                 }

@@ -126,19 +126,6 @@ impl<'py> Dumper<'py> {
         result.at(segment)
     }
 
-    /// `save(obj)` as the step `inner` of the step `outer` (`args[i]` of a reduce value).
-    pub(crate) fn save_at2(
-        &mut self,
-        obj: &Bound<'py, PyAny>,
-        inner: impl Fn() -> PathSegment,
-        outer: impl Fn() -> PathSegment,
-    ) -> SaveResult {
-        if self.trace.is_none() {
-            return self.save(obj).at(inner).at(outer);
-        }
-        self.in_step(outer, |this| this.save_at(obj, inner))
-    }
-
     /// `save(obj)` reached through `steps` (outermost first) from the object being saved,
     /// and measured as an entry of `kind` when one is given.
     pub(crate) fn save_through(
@@ -163,21 +150,6 @@ impl<'py> Dumper<'py> {
             result
         };
         steps.iter().rev().fold(result, AtPath::at)
-    }
-
-    /// Run `body` as the step `segment` (for parts written by hand, not by one `save`).
-    pub(crate) fn in_step<T>(
-        &mut self,
-        segment: impl Fn() -> PathSegment,
-        body: impl FnOnce(&mut Self) -> SaveResult<T>,
-    ) -> SaveResult<T> {
-        if self.trace.is_none() {
-            return body(self).at(segment);
-        }
-        self.step_in(segment());
-        let result = body(self);
-        self.step_out();
-        result.at(segment)
     }
 
     /// Run `body` as an entry of `kind` at the current path.
@@ -211,12 +183,8 @@ impl<'py> Dumper<'py> {
         }
     }
 
-    /// The path of the object being written (for `max_bytes`'s error).
-    pub(crate) fn trace_path_text(&self) -> String {
-        self.path_text()
-    }
-
-    fn path_text(&self) -> String {
+    /// The path of the object being written (for entries, and `max_bytes`'s error).
+    pub(crate) fn path_text(&self) -> String {
         match &self.trace {
             Some(trace) => {
                 let steps: Vec<&PathSegment> = trace.path.iter().collect();
