@@ -20,25 +20,16 @@ import sys
 import textwrap
 
 import pytest
+from compat_helpers import BLOCK_SKYPICKLE
 from engines import EXPECTED, run_script
 from helpers import lift_address_space_limit
 
 # Imported by every process started with the guard directory on PYTHONPATH (site imports
 # sitecustomize at startup); the variable keeps it inert anywhere else.
-SITECUSTOMIZE = """\
-import os
-import sys
-
-if os.environ.get("SKYPICKLE_TEST_BLOCK") == "1":
-
-    class _NoSkypickle:
-        def find_spec(self, name, path=None, target=None):
-            if name == "skypickle" or name.startswith("skypickle."):
-                raise ImportError("skypickle is not installed on this worker")
-            return None
-
-    sys.meta_path.insert(0, _NoSkypickle())
-"""
+SITECUSTOMIZE = (
+    'import os\n\nif os.environ.get("SKYPICKLE_TEST_BLOCK") == "1":\n'
+    + textwrap.indent(BLOCK_SKYPICKLE, "    ")
+)
 
 # Appended to engines.COMMON. No skypickle import at the top level: dask's workers and its
 # processes scheduler start with multiprocessing's spawn, which runs this script's top level
