@@ -90,13 +90,7 @@ def format_dumps_table(results: list[dict]) -> str:
             rows.append([r["case"]] + ["-"] * (len(header) - 2) + [f"skipped: {r['skipped']}"])
             continue
         comps = r["competitors"]
-        row = [r["case"]]
-        for n in names:
-            c = comps.get(n)
-            if c is None or c.get("dumps_min_us") is None:
-                row.append("error" if c and c.get("error") else "-")
-            else:
-                row.append(f"{_fmt_us(c['dumps_min_us'])} / {_fmt_us(c['dumps_median_us'])}")
+        row = [r["case"]] + _time_cells(comps, names, "dumps_min_us", "dumps_median_us")
         ratios = r["ratios"]
         row += [
             _fmt_ratio(ratios.get("dumps_min_sky_vs_pickle")),
@@ -142,13 +136,7 @@ def format_fingerprint_table(results: list[dict]) -> str:
     rows = []
     for r in results:
         comps = r["competitors"]
-        row = [r["case"]]
-        for n in names:
-            c = comps.get(n)
-            if c is None or c.get("min_us") is None:
-                row.append("error" if c and c.get("error") else "-")
-            else:
-                row.append(f"{_fmt_us(c['min_us'])} / {_fmt_us(c['median_us'])}")
+        row = [r["case"]] + _time_cells(comps, names, "min_us", "median_us")
         ratios = r["ratios"]
         wrong = [n for n, c in comps.items() if not c.get("correct")]
         row += [
@@ -177,3 +165,15 @@ def format_fingerprint_table(results: list[dict]) -> str:
 
 def all_correct(results: list[dict]) -> bool:
     return all(c.get("correct") for r in results for c in r["competitors"].values())
+
+
+def _time_cells(comps: dict, names: list, min_key: str, median_key: str) -> list:
+    """``min / median`` per competitor, ``error`` when it failed, ``-`` when it did not run."""
+    cells = []
+    for n in names:
+        c = comps.get(n)
+        if c is None or c.get(min_key) is None:
+            cells.append("error" if c and c.get("error") else "-")
+        else:
+            cells.append(f"{_fmt_us(c[min_key])} / {_fmt_us(c[median_key])}")
+    return cells
