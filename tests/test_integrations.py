@@ -172,20 +172,37 @@ def test_stdlib_process_pools(tmp_path, method):
 
 
 def test_plain_pool_cannot_do_this(tmp_path):
-    """The baseline the wrappers fix: a plain spawn pool refuses the lambda."""
+    """The baseline the wrappers fix: a plain spawn pool refuses the lambda.
+
+    CPython 3.9's pool can deadlock when its feeder thread fails to pickle a call item (the
+    error path races the executor's shutdown; seen once in CI under load), so the outcome is
+    read with a deadline, and a pool that does not shut down within a minute is killed.
+    A pool that hangs on the lambda cannot do this either."""
     body = """
     import concurrent.futures
     import multiprocessing
+    import threading
 
     if __name__ == "__main__":
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
-            try:
-                list(ex.map(make_scaler(3), range(2)))
-                outcome = "worked"
-            except Exception as exc:
-                outcome = type(exc).__name__
+        ex = concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx)
+        future = ex.submit(make_scaler(3), 1)
+        try:
+            future.result(timeout=60)
+            outcome = "worked"
+        except concurrent.futures.TimeoutError:
+            outcome = "hung"
+        except Exception as exc:
+            outcome = type(exc).__name__
         report(outcome=outcome)
+        sys.stdout.flush()
+        closer = threading.Thread(target=ex.shutdown, daemon=True)
+        closer.start()
+        closer.join(60)
+        if closer.is_alive():
+            for proc in list((getattr(ex, "_processes", None) or {}).values()):
+                proc.kill()
+            os._exit(0)
     """
     assert run_script(tmp_path, body)["outcome"] != "worked"
 
