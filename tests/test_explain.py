@@ -86,6 +86,30 @@ def test_closure_captures_are_named_with_paths_and_sizes():
     assert "obj['jobs'][0].__closure__" in text and "MiB" in text
 
 
+def test_compat_mode_names_closure_cells_as_the_native_mode_does():
+    """cloudpickle's form fills each cell after the function exists (a separate BUILD), and
+    the path still says which cell: ``__closure__[i].cell_contents``."""
+    task = namespace(CLOSURE)["task"]
+    obj = {"jobs": [task]}
+    native = {e.path: e.detail for e in skypickle.explain(obj).entries if e.kind == "closure cell"}
+    compat = skypickle.explain(obj, compat="cloudpickle")
+    assert compat.total == len(skypickle.dumps(obj, compat="cloudpickle"))
+    cells = {e.path: e.detail for e in compat.entries if e.kind == "closure cell"}
+    assert cells == native and len(cells) == 2
+    # An error inside a cell names the same path.
+    names = task.__code__.co_freevars
+    i = names.index("table")
+    saved = task.__closure__[i].cell_contents
+    task.__closure__[i].cell_contents = {"lock": __import__("threading").Lock()}
+    try:
+        with pytest.raises(TypeError) as info:
+            skypickle.dumps(obj, compat="cloudpickle")
+    finally:
+        task.__closure__[i].cell_contents = saved
+    notes = " ".join(getattr(info.value, "__notes__", None) or [])
+    assert f"obj['jobs'][0].__closure__[{i}].cell_contents['lock']" in notes, notes
+
+
 def test_class_method_reading_a_large_global():
     ns = namespace(
         """

@@ -189,7 +189,7 @@ impl<'py> Dumper<'py> {
         if let Some(contents) = self.save_empty_cell(cell)? {
             if self.is_compat() {
                 return self
-                    .save_compat_cell_fill(cell, &contents)
+                    .save_compat_cell_fill(cell, &contents, None)
                     .at(|| PathSegment::State);
             }
             self.begin_wire_call(op::CELL_SET)?;

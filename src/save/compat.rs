@@ -206,11 +206,14 @@ impl<'py> Dumper<'py> {
     }
 
     /// Fill a memoised cell: the cell, `(None, {"cell_contents": value})`, BUILD, POP
-    /// (`pickle`'s BUILD sets each slot-state entry with setattr).
+    /// (`pickle`'s BUILD sets each slot-state entry with setattr). `closure_index` is the
+    /// cell's place in the closure of the function being written, if it is one: the value's
+    /// path is then `__closure__[i].cell_contents`, in errors and in `explain` alike.
     pub(crate) fn save_compat_cell_fill(
         &mut self,
         cell: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
+        closure_index: Option<usize>,
     ) -> SaveResult {
         self.save(cell)?;
         self.write(&[MARK, NONE])?;
@@ -220,11 +223,19 @@ impl<'py> Dumper<'py> {
             &[MARK, DICT]
         })?;
         self.save_name(pyo3::intern!(self.py, "cell_contents").as_any())?;
-        self.save_through(
-            value,
-            Some(Kind::Cell),
-            &[&|| PathSegment::Attr("cell_contents")],
-        )?;
+        let contents = || PathSegment::Attr("cell_contents");
+        match closure_index {
+            Some(i) => self.save_through(
+                value,
+                Some(Kind::Cell),
+                &[
+                    &|| PathSegment::Attr("__closure__"),
+                    &|| PathSegment::Item(i),
+                    &contents,
+                ],
+            )?,
+            None => self.save_through(value, Some(Kind::Cell), &[&contents])?,
+        }
         self.write(&[SETITEM, TUPLE, BUILD, POP])
     }
 
@@ -363,7 +374,7 @@ impl<'py> Dumper<'py> {
     ) -> SaveResult {
         let py = self.py;
         match op {
-            op::CELL_SET => self.save_compat_cell_fill(obj, state),
+            op::CELL_SET => self.save_compat_cell_fill(obj, state, None),
             op::FUNCTION_SETSTATE => {
                 let state = cloudpickle_function_state(py, state)?;
                 self.save_compat_global("_function_setstate")?;
@@ -497,10 +508,7 @@ impl<'py> Dumper<'py> {
 
         // 2. The cells this function created, filled now that it exists (a cell may hold it).
         for (i, cell, contents) in &fills {
-            let i = *i;
-            self.save_compat_cell_fill(cell, contents)
-                .at(|| PathSegment::Item(i))
-                .at(|| PathSegment::Attr("__closure__"))?;
+            self.save_compat_cell_fill(cell, contents, Some(*i))?;
         }
 
         // 3. _function_setstate(func, (func_dict, slotstate)), unless `_make_function` gave
