@@ -526,6 +526,44 @@ def test_subclass_of_a_changed_base_gets_a_new_tracker_id(run_in_subprocess):
     assert got == (4, 301, False)
 
 
+TYPEVAR_CELL = """
+import typing
+
+
+class Shape:
+    def area(self):
+        return 1
+
+
+S = typing.TypeVar("S", bound=Shape)
+C = typing.TypeVar("C", Shape, int)
+"""
+
+
+@pytest.mark.parametrize("name", ["S", "C"])
+def test_typevar_over_a_changed_class_gets_a_new_tracker_id(run_in_subprocess, name):
+    """A TypeVar bound to (or constrained by) a class of the cell: when the class changes, a
+    worker that kept the TypeVar under its old id would keep the old class as its bound. The
+    TypeVar's id counts the by-value class's definition, as a subclass's does its base's."""
+    old = run_cell(TYPEVAR_CELL)
+    new = run_cell(TYPEVAR_CELL.replace("return 1", "return 2"))
+    again = run_cell(TYPEVAR_CELL)
+    ids = [tracker_ids(det(ns[name]))[-1] for ns in (old, new, again)]
+    assert ids[0] != ids[1] and ids[0] == ids[2]
+    payloads = [det(ns[name]) for ns in (old, new)]
+    got = run_child(
+        run_in_subprocess,
+        """
+        first, second = (pickle.loads(p) for p in pickle.loads(PAYLOAD))
+        def shape(tv):
+            return tv.__bound__ if tv.__bound__ is not None else tv.__constraints__[0]
+        result = (shape(first)().area(), shape(second)().area(), first is second)
+        """,
+        pickle.dumps(payloads),
+    )
+    assert got == (1, 2, False)
+
+
 def test_local_classes_of_one_name_stay_apart(run_in_subprocess):
     """Classes of one name and body, local to two functions of one module: their qualified
     names differ, so do their ids. Deterministic payloads keep the qualified name (the skeleton

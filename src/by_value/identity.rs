@@ -228,6 +228,11 @@ impl Digest {
     /// A TypeVar: its name, bound, constraints and variance. Not its module: `_make_typevar`
     /// cannot give the copy it builds one (`typing` takes the module of whatever Python code
     /// called `pickle.loads`), and pickling that copy again must give the same id.
+    ///
+    /// A bound or constraint that travels by value counts by its definition too, as a base
+    /// does: a loader that knows the TypeVar's id keeps the TypeVar it built, and with it the
+    /// old class as its bound. (A class's digest never digests a TypeVar, whose values in a
+    /// namespace count by type: this recursion ends.)
     fn typevar(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         self.field(b'V', b"");
         self.attr_text(obj, "__name__")?;
@@ -238,7 +243,16 @@ impl Digest {
             "__contravariant__",
         ] {
             match obj.getattr_opt(attr)? {
-                Some(value) => self.value(&value, 0)?,
+                Some(value) => {
+                    self.value(&value, 0)?;
+                    if let Ok(constraints) = value.cast_exact::<PyTuple>() {
+                        for constraint in constraints.iter() {
+                            self.definition_if_by_value(&constraint)?;
+                        }
+                    } else {
+                        self.definition_if_by_value(&value)?;
+                    }
+                }
                 None => self.field(b'-', b""),
             }
         }
