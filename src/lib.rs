@@ -30,6 +30,10 @@ mod _skypickle {
         should_pickle_by_reference_py, unregister_pickle_by_value, whichmodule_py,
     };
 
+    // What the memo keeps between dumps on this thread, for the tests.
+    #[pymodule_export]
+    use crate::memo::kept_memo_bytes;
+
     // The class tracker's (class, id) pairs, for skypickle._bridge.
     #[pymodule_export]
     use crate::class_tracker::tracked_classes_py;

@@ -28,6 +28,7 @@ __all__ = [
     "_PICKLE_BY_VALUE_MODULES",
     "_CLOUDPICKLE_COPIES",
     "_tracked_classes",
+    "_kept_memo_bytes",
     "register_pickle_by_value",
     "unregister_pickle_by_value",
     "list_registry_pickle_by_value",
@@ -183,6 +184,10 @@ _CLOUDPICKLE_COPIES: list[ModuleType]
 
 # The class tracker's (class, enum or TypeVar, id) pairs, for skypickle._bridge.
 def _tracked_classes() -> list[tuple[Any, str]]: ...
+
+# Bytes of memo tables this thread keeps for its next dumps (bounded; freed after 64 dumps
+# that do not take them), for the tests.
+def _kept_memo_bytes() -> int: ...
 
 # cloudpickle's private helpers, by the same names.
 def _should_pickle_by_reference(obj: Any) -> bool: ...

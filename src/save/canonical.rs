@@ -163,7 +163,7 @@ impl<'py> Dumper<'py> {
             self.py,
             self.lk,
             self.proto,
-            Memo::new(),
+            Memo::for_sort_key(),
             self.hooks.clone(),
             None,
             None,
