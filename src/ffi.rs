@@ -174,6 +174,81 @@ pub fn dict_next<'py>(
     }
 }
 
+/// The items of a set or frozenset in iteration order, read off its hash table: what
+/// iterating it in Python gives, without the iterator object (and its allocation, and the
+/// `__length_hint__` call `collect` makes) that `PyObject_GetIter` costs per set. Sets are
+/// the hot spot of deterministic mode's canonical order, which reads each set once or twice.
+pub struct SetEntries<'py> {
+    set: Bound<'py, PyAny>,
+    pos: ffi::Py_ssize_t,
+}
+
+/// See [`SetEntries`]; None if `obj` is not a set or frozenset (subclasses included: they
+/// share the layout).
+#[inline]
+pub fn set_entries<'py>(obj: &Bound<'py, PyAny>) -> Option<SetEntries<'py>> {
+    // SAFETY: PyAnySet_Check only reads the type.
+    if unsafe { ffi::PyAnySet_Check(obj.as_ptr()) } == 0 {
+        return None;
+    }
+    Some(SetEntries {
+        set: obj.clone(),
+        pos: 0,
+    })
+}
+
+impl<'py> Iterator for SetEntries<'py> {
+    type Item = Bound<'py, PyAny>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // SAFETY: `set` is a live set (checked at construction, and an object's type does
+        // not change between set and non-set). The table and its mask are read afresh at
+        // every step, so a set resized in between (by code run while an item was being
+        // saved) is read within its current table, as PyDict_Next does for dicts; only the
+        // order could then be off, and the callers check the size afterwards. An entry is an
+        // item when its key is set and its hash is not -1: CPython marks a removed entry
+        // (the dummy) with hash -1, which no object's hash can be. The item is owned (incref)
+        // before anything else runs.
+        unsafe {
+            let so = self.set.as_ptr().cast::<ffi::PySetObject>();
+            let mask = (*so).mask;
+            let table = (*so).table;
+            while self.pos <= mask {
+                let entry = &*table.offset(self.pos);
+                self.pos += 1;
+                if !entry.key.is_null() && entry.hash != -1 {
+                    return Some(Bound::from_borrowed_ptr(self.set.py(), entry.key));
+                }
+            }
+            None
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // SAFETY: as in `next`; `used` is the number of items.
+        let used = unsafe { (*self.set.as_ptr().cast::<ffi::PySetObject>()).used } as usize;
+        (0, Some(used))
+    }
+}
+
+/// [`set_entries`] of a frozenset.
+#[inline]
+pub fn frozenset_entries<'py>(set: &Bound<'py, pyo3::types::PyFrozenSet>) -> SetEntries<'py> {
+    SetEntries {
+        set: set.as_any().clone(),
+        pos: 0,
+    }
+}
+
+/// The items of a set or frozenset, as [`set_entries`] reads them, with the exact capacity.
+pub fn set_items<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+    let entries = set_entries(obj)?;
+    let mut items = Vec::with_capacity(entries.size_hint().1.unwrap_or(0));
+    items.extend(entries);
+    Some(items)
+}
+
 /// Item `i` of a list, or None past its current end (the list may shrink while its items
 /// are being saved).
 #[inline]

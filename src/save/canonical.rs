@@ -124,7 +124,10 @@ impl<'py> Dumper<'py> {
         &mut self,
         set: &Bound<'py, PyAny>,
     ) -> SaveResult<Vec<Bound<'py, PyAny>>> {
-        let items = set.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let items = match crate::ffi::set_items(set) {
+            Some(items) => items,
+            None => set.try_iter()?.collect::<PyResult<Vec<_>>>()?,
+        };
         if items.len() < 2 {
             return Ok(items);
         }

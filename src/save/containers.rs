@@ -247,7 +247,10 @@ impl<'py> Dumper<'py> {
         if self.mode.deterministic {
             return self.canonical_items(obj);
         }
-        Ok(obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)
+        match crate::ffi::set_items(obj) {
+            Some(items) => Ok(items),
+            None => Ok(obj.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+        }
     }
 
     pub(super) fn save_set(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
@@ -270,7 +273,9 @@ impl<'py> Dumper<'py> {
         if size == 0 {
             return Ok(());
         }
-        let mut iter = obj.try_iter()?;
+        let Some(mut iter) = crate::ffi::set_entries(obj) else {
+            unreachable!("save_set is given exact sets");
+        };
         let mut index = 0;
         loop {
             // Take the batch before saving it: no user code runs while a set is iterated, so
@@ -278,7 +283,7 @@ impl<'py> Dumper<'py> {
             // CPython's message, rather than by the iterator.
             let mut batch = Vec::with_capacity(BATCHSIZE.min(size));
             for item in iter.by_ref() {
-                batch.push(item?);
+                batch.push(item);
                 if batch.len() == BATCHSIZE {
                     break;
                 }
@@ -352,8 +357,11 @@ impl<'py> Dumper<'py> {
                 self.save_at(item, || PathSegment::SetItem(index))?;
             }
         } else {
-            for (index, item) in obj.try_iter()?.enumerate() {
-                self.save_at(&item?, || PathSegment::SetItem(index))?;
+            let Some(items) = crate::ffi::set_entries(obj) else {
+                unreachable!("save_frozenset is given exact frozensets");
+            };
+            for (index, item) in items.enumerate() {
+                self.save_at(&item, || PathSegment::SetItem(index))?;
             }
         }
         if let Some(idx) = self.memo.get(obj) {
