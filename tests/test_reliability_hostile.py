@@ -264,3 +264,44 @@ def test_by_value_containers_changed_while_pickled(case, proto):
     else:
         assert pickle.loads(data) is not None
     assert_healthy()
+
+
+class _SetChanger:
+    """A set item whose reducer changes the set being pickled: skypickle reads a set's hash
+    table directly (ffi::set_entries), so a table that is grown, emptied or rebuilt under it
+    must end in CPython's RuntimeError or in a payload that loads, never a crash."""
+
+    def __init__(self, how):
+        self.how = how
+        self.target = None
+
+    def __reduce__(self):
+        target, self.target = self.target, None
+        if target is not None:
+            if self.how == "grow":
+                target.update(f"grown{i}" for i in range(5000))
+            elif self.how == "clear":
+                target.clear()
+            elif self.how == "swap":  # same size, rebuilt table
+                removed = [x for x in target if isinstance(x, int)][:100]
+                target.difference_update(removed)
+                target.update(-1 - i for i in range(len(removed)))
+        return (str, ("changer",))
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("proto", [2, 5])
+@pytest.mark.parametrize("how", ["grow", "clear", "swap"])
+def test_set_changed_by_an_item_reducer(how, proto, deterministic):
+    for size in (3, 2500):
+        changer = _SetChanger(how)
+        target = set(range(size))
+        target.add(changer)
+        changer.target = target
+        try:
+            data = skypickle.dumps(target, protocol=proto, deterministic=deterministic)
+        except RuntimeError as exc:
+            assert "changed size" in str(exc)
+        else:
+            assert isinstance(pickle.loads(data), set)
+    assert_healthy()
