@@ -799,6 +799,80 @@ def test_interchangeable_set_items_referenced_after_the_set():
     assert det((items, first)) == det((items, second))
 
 
+class Counted:
+    """Counts its reducer's calls; each call returns a fresh reduce value."""
+
+    calls = 0
+
+    def __init__(self, name):
+        self.name = name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __eq__(self, other):
+        return isinstance(other, Counted) and other.name == self.name
+
+    def __reduce__(self):
+        Counted.calls += 1
+        return (Counted, (self.name,))
+
+
+class CountedState:
+    """A plain class with a __getstate__ that counts: reduced through object.__reduce_ex__."""
+
+    calls = 0
+
+    def __init__(self, n):
+        self.n = n
+
+    def __getstate__(self):
+        CountedState.calls += 1
+        return {"n": self.n}
+
+
+def test_set_item_reducers_run_once_per_dump():
+    """Keying a set item pickles it alone first; the reduce values computed then are the ones
+    the dump writes, so each reducer runs once, as in the normal mode (before: twice, and
+    three times for an item of a set inside a set item)."""
+    inner = frozenset({Counted("deep"), 1})
+    graph = [
+        {Counted(f"c{i}") for i in range(20)},
+        {(Counted("in-tuple"), CountedState(1)), "x"},
+        {(inner, CountedState(2)), "y"},  # a frozenset keyed inside a keyed item
+        Counted("after"),
+    ]
+    for proto in PROTOCOLS:
+        for deterministic in (False, True):
+            Counted.calls = CountedState.calls = 0
+            data = skypickle.dumps(graph, protocol=proto, deterministic=deterministic)
+            assert (Counted.calls, CountedState.calls) == (23, 2), (proto, deterministic)
+            loaded = pickle.loads(data)
+            assert loaded[0] == graph[0]
+            [(counted, state)] = loaded[1] - {"x"}
+            assert counted == Counted("in-tuple") and state.n == 1
+            [(frozen, state)] = loaded[2] - {"y"}
+            assert frozen == inner and state.n == 2
+
+
+def test_set_item_reducer_override_runs_once_per_object():
+    seen = []
+
+    class Counting(skypickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, Counted):
+                seen.append(obj.name)
+            return NotImplemented
+
+    graph = {Counted("a"), (Counted("b"), 1)}
+    for deterministic in (False, True):
+        seen.clear()
+        Counted.calls = 0
+        buf = __import__("io").BytesIO()
+        Counting(buf, 5, deterministic=deterministic).dump(graph)
+        assert sorted(seen) == ["a", "b"] and Counted.calls == 2, deterministic
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Sensitivity: what changes the fingerprint, and what does not
 # --------------------------------------------------------------------------------------------

@@ -173,10 +173,43 @@ impl<'py> Dumper<'py> {
         );
         sub.mode = self.mode;
         sub.keying.clone_from(&self.keying);
+        sub.reduced = Some(self.reduced.get_or_insert_with(Default::default).clone());
         sub.depth = self.depth;
         sub.save(item)?;
         key.extend_from_slice(sub.take_output()?.as_bytes());
         Ok(key)
+    }
+
+    /// The reduce value of `obj` at `step`: computed by `reduce`, or the one a sort-key
+    /// sub-dump of this dump computed already.
+    ///
+    /// Why: a set item that is not an atom is keyed by pickling it alone (`sort_key`), then
+    /// written; without this its reducer, and those of everything under it, would run twice.
+    /// Running once is what `pickle` does, what a reducer with side effects (a counter, a
+    /// lock taken) expects, and it makes an item's key and its written form come from the
+    /// same reduce value. Only values computed while keying are kept: keeping the dump's own
+    /// would hold every reduce value of a large dump until its end, so an object the dump
+    /// wrote before the set is reduced once more by the sub-dump. Each entry holds its
+    /// object, so its address cannot be reused within the dump.
+    pub(super) fn reduce_once(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        step: ReduceStep,
+        reduce: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(cache) = self.reduced.clone() else {
+            return reduce();
+        };
+        let key = (obj.as_ptr() as usize, step);
+        let cached = cache.borrow().get(&key).map(|(_, rv)| rv.clone());
+        if let Some(rv) = cached {
+            return Ok(rv);
+        }
+        let rv = reduce()?;
+        if !self.keying.is_empty() {
+            cache.borrow_mut().insert(key, (obj.clone(), rv.clone()));
+        }
+        Ok(rv)
     }
 
     /// What a sub-dump writes for a set it is already keying.
@@ -184,6 +217,21 @@ impl<'py> Dumper<'py> {
         self.write(&[NONE])
     }
 }
+
+/// Which reduce value [`Dumper::reduce_once`] keeps: a `reducer_override`'s answer (which
+/// may be NotImplemented, and then is followed by the reduce proper) or the reduce proper
+/// (the dispatch table's reducer, `__reduce_ex__` or `__reduce__`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum ReduceStep {
+    Override,
+    Reduce,
+}
+
+/// Reduce values by (object address, step), each with its object (see
+/// [`Dumper::reduce_once`]).
+pub(super) type ReduceCache<'py> = std::cell::RefCell<
+    crate::fxhash::FxHashMap<(usize, ReduceStep), (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+>;
 
 /// The order [`Dumper::canonical_items`] gives a set made only of simple atoms (None, bool,
 /// int within 64 bits, float, str, bytes), computed without building keys: each item's key

@@ -40,6 +40,7 @@ use crate::output::PyBytesBuffer;
 use crate::writer::encode;
 use crate::writer::opcodes::*;
 use crate::writer::Output;
+use canonical::ReduceStep;
 
 /// Below this much free C stack, `save` moves to a fresh stack segment before recursing, so
 /// deep graphs under a raised recursion limit cannot overflow the C stack. Generous, because
@@ -123,6 +124,10 @@ pub struct Dumper<'py> {
     pub by_value_modules: Option<Bound<'py, PySet>>,
     /// Deterministic mode: the sets whose items are being keyed (see canonical.rs).
     keying: Vec<usize>,
+    /// Deterministic mode: the reduce values computed while keying set items, shared by the
+    /// dump and its sort-key sub-dumps, so that each object's reducer runs once per dump
+    /// (see canonical.rs).
+    reduced: Option<std::rc::Rc<canonical::ReduceCache<'py>>>,
     /// `fingerprint`: the stream goes into this hash instead of a `bytes` object or a file.
     pub hasher: Option<Box<blake3::Hasher>>,
     /// `explain`: the stream is only measured, then dropped.
@@ -168,6 +173,7 @@ impl<'py> Dumper<'py> {
             mode: crate::deterministic::Mode::default(),
             by_value_modules: None,
             keying: Vec::new(),
+            reduced: None,
             hasher: None,
             discard: false,
             flushed: 0,
@@ -504,7 +510,7 @@ impl<'py> Dumper<'py> {
         }
         let py = self.py;
         if let Some(hook) = self.hooks.reducer_override.clone() {
-            let rv = hook.call1((obj,))?;
+            let rv = self.reduce_once(obj, ReduceStep::Override, || hook.call1((obj,)))?;
             if !rv.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &rv);
             }
@@ -556,7 +562,7 @@ impl<'py> Dumper<'py> {
                 let rv = reducer.call1((obj,))?;
                 return self.save_reduce_value(obj, &rv).at(|| PathSegment::Cell);
             }
-            reducer.call1((obj,))?
+            self.reduce_once(obj, ReduceStep::Reduce, || reducer.call1((obj,)))?
         } else if obj.is_instance_of::<pyo3::types::PyType>() {
             return self.save_global(obj, None);
         } else if (tp == types.builtin_function && self.save_known_global(obj)?)
@@ -568,9 +574,10 @@ impl<'py> Dumper<'py> {
             // reconstructors by name, and plain-class instances.
             return Ok(());
         } else if let Some(reduce_ex) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
-            reduce_ex.call1((self.proto,))?
+            let proto = self.proto;
+            self.reduce_once(obj, ReduceStep::Reduce, || reduce_ex.call1((proto,)))?
         } else if let Some(reduce) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
-            reduce.call0()?
+            self.reduce_once(obj, ReduceStep::Reduce, || reduce.call0())?
         } else {
             let name = obj.get_type().name()?;
             return Err(pickling_error(
