@@ -304,8 +304,32 @@ def test_max_bytes_on_dump_and_pickler(tmp_path):
     assert out.getvalue() == skypickle.dumps(task)
 
 
+def test_a_refused_dump_to_a_file_writes_nothing():
+    """A refused dump leaves the file (or socket) untouched: nothing half-written to load or
+    to send. Limits above one frame (64 KiB) and past the closure's table, so that frames
+    and the 1 MiB array would have been handed on before the refusal had the dump streamed."""
+    import io
+
+    task = namespace(CLOSURE)["task"]
+    full = skypickle.dumps(task)
+    for limit in (10_000, 200_000, len(full) - 1):
+        out = io.BytesIO()
+        with pytest.raises(pickle.PicklingError):
+            skypickle.dump(task, out, max_bytes=limit)
+        assert out.getvalue() == b"", limit
+        out = io.BytesIO()
+        with pytest.raises(pickle.PicklingError):
+            skypickle.Pickler(out, max_bytes=limit).dump(task)
+        assert out.getvalue() == b"", limit
+    for protocol in (2, 5):
+        expected = skypickle.dumps(task, protocol=protocol)
+        out = io.BytesIO()
+        skypickle.dump(task, out, protocol=protocol, max_bytes=len(expected))
+        assert out.getvalue() == expected
+
+
 REFUSED_DUMP = """
-import resource, sys, pickle
+import os, resource, sys, pickle
 import numpy as np
 import skypickle
 ns = {"__name__": "__main__"}
@@ -317,7 +341,10 @@ target = ns["task"] if sys.argv[2] == "array" else {"t": ns["TABLE"]}
 skypickle.dumps(1, max_bytes=limit)        # warm up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
-    skypickle.dumps(target, max_bytes=limit)
+    if sys.argv[3] == "dumps":
+        skypickle.dumps(target, max_bytes=limit)
+    else:  # a file: the payload is held until complete, within the same bound
+        skypickle.dump(target, open(os.devnull, "wb"), max_bytes=limit)
 except pickle.PicklingError:
     pass
 else:
@@ -327,13 +354,14 @@ print((after - before) * 1024)
 """
 
 
+@pytest.mark.parametrize("sink", ["dumps", "dump"])
 @pytest.mark.parametrize("what", ["array", "frames"])
-def test_a_refused_dump_stays_under_the_limit_in_memory(what):
+def test_a_refused_dump_stays_under_the_limit_in_memory(what, sink):
     """The peak resident memory a refused dump adds stays below N + 1 MiB: the large buffer
     is refused before it is copied, and framed output stops growing at the limit."""
     limit = 2 * MIB
     out = subprocess.run(
-        [sys.executable, "-c", REFUSED_DUMP, str(limit), what],
+        [sys.executable, "-c", REFUSED_DUMP, str(limit), what, sink],
         capture_output=True,
         text=True,
         timeout=120,

@@ -195,6 +195,15 @@ impl<'py> Dumper<'py> {
                 .as_ref()
                 .map(|names| names.clone().unbind()),
         );
+        // `max_bytes` with a file: the payload is held until it is complete (the caller's
+        // `flush_to_file` then writes it), so a refused dump writes nothing to the file, or
+        // to the socket behind it. What is held is at most the limit plus one frame, the
+        // bound the limit sets for `dumps` too.
+        let held_write = if self.max_bytes.is_some() {
+            self.file_write.take()
+        } else {
+            None
+        };
         if self.proto >= 2 {
             self.write(&[PROTO, self.proto])?;
             if self.proto >= 4 {
@@ -204,6 +213,9 @@ impl<'py> Dumper<'py> {
         let result = self.save(obj).and_then(|()| self.write(&[STOP]));
         self.out.commit_frame();
         self.out.set_framing(false);
+        if held_write.is_some() {
+            self.file_write = held_write;
+        }
         // `max_bytes` is checked between opcodes; the last ones are checked here, once the
         // last frame's header is final (a tiny frame loses it).
         result.and_then(|()| self.check_limit(0))
