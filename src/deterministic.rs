@@ -168,7 +168,7 @@ fn atoms_hash(value: &Bound<'_, PyAny>, depth: usize, budget: &mut usize) -> PyR
     } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
         // Order-independent: the items' hashes added up, each mixed once more.
         let mut sum: u64 = 0;
-        for item in crate::ffi::frozenset_entries(s) {
+        for item in crate::ffi::set_entries(s) {
             let Some(item) = atoms_hash(&item, depth + 1, budget)? else {
                 return Ok(None);
             };
@@ -214,8 +214,8 @@ pub fn atoms_equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> bool {
         }
         // Few and small in practice (code constants): a quadratic match is fine; each item of
         // one must have a content-equal item in the other (the items of a set are distinct).
-        let others: Vec<_> = crate::ffi::frozenset_entries(y).collect();
-        return crate::ffi::frozenset_entries(x).all(|p| others.iter().any(|q| atoms_equal(&p, q)));
+        let others: Vec<_> = crate::ffi::set_entries(y).collect();
+        return crate::ffi::set_entries(x).all(|p| others.iter().any(|q| atoms_equal(&p, q)));
     }
     // None, bool: singletons, same type means same value only for None; bools compare here.
     a.eq(b).unwrap_or(false)
@@ -290,7 +290,7 @@ pub fn atom_key(value: &Bound<'_, PyAny>, key: &mut Vec<u8>, depth: usize) -> Py
         key[at..at + 8].copy_from_slice(&len.to_be_bytes());
     } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
         let mut parts = Vec::with_capacity(s.len());
-        for item in crate::ffi::frozenset_entries(s) {
+        for item in crate::ffi::set_entries(s) {
             let mut part = Vec::new();
             if !atom_key(&item, &mut part, depth + 1)? {
                 return Ok(false);

@@ -183,18 +183,19 @@ pub struct SetEntries<'py> {
     pos: ffi::Py_ssize_t,
 }
 
-/// See [`SetEntries`]; None if `obj` is not a set or frozenset (subclasses included: they
-/// share the layout).
+/// The two types laid out as a `PySetObject` (subclasses included), whose tables
+/// [`set_entries`] reads.
+pub trait SetLayout {}
+impl SetLayout for pyo3::types::PySet {}
+impl SetLayout for pyo3::types::PyFrozenSet {}
+
+/// See [`SetEntries`].
 #[inline]
-pub fn set_entries<'py>(obj: &Bound<'py, PyAny>) -> Option<SetEntries<'py>> {
-    // SAFETY: PyAnySet_Check only reads the type.
-    if unsafe { ffi::PyAnySet_Check(obj.as_ptr()) } == 0 {
-        return None;
-    }
-    Some(SetEntries {
-        set: obj.clone(),
+pub fn set_entries<'py, T: SetLayout>(set: &Bound<'py, T>) -> SetEntries<'py> {
+    SetEntries {
+        set: set.as_any().clone(),
         pos: 0,
-    })
+    }
 }
 
 impl<'py> Iterator for SetEntries<'py> {
@@ -202,8 +203,8 @@ impl<'py> Iterator for SetEntries<'py> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        // SAFETY: `set` is a live set (checked at construction, and an object's type does
-        // not change between set and non-set). The table and its mask are read afresh at
+        // SAFETY: `set` is a live set or frozenset (typed at construction, and an object's
+        // type does not change between set and non-set). The table and its mask are read afresh at
         // every step, so a set resized in between (by code run while an item was being
         // saved) is read within its current table, as PyDict_Next does for dicts; only the
         // order could then be off, and the callers check the size afterwards. An entry is an
@@ -232,21 +233,12 @@ impl<'py> Iterator for SetEntries<'py> {
     }
 }
 
-/// [`set_entries`] of a frozenset.
-#[inline]
-pub fn frozenset_entries<'py>(set: &Bound<'py, pyo3::types::PyFrozenSet>) -> SetEntries<'py> {
-    SetEntries {
-        set: set.as_any().clone(),
-        pos: 0,
-    }
-}
-
 /// The items of a set or frozenset, as [`set_entries`] reads them, with the exact capacity.
-pub fn set_items<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
-    let entries = set_entries(obj)?;
+pub fn set_items<'py, T: SetLayout>(set: &Bound<'py, T>) -> Vec<Bound<'py, PyAny>> {
+    let entries = set_entries(set);
     let mut items = Vec::with_capacity(entries.size_hint().1.unwrap_or(0));
     items.extend(entries);
-    Some(items)
+    items
 }
 
 /// Item `i` of a list, or None past its current end (the list may shrink while its items

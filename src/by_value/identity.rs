@@ -287,7 +287,7 @@ impl Digest {
         } else if let Ok(s) = value.cast_exact::<PyFrozenSet>() {
             // Each item digested on its own, then the digests in sorted order.
             let mut digests = Vec::with_capacity(s.len());
-            for item in crate::ffi::frozenset_entries(s) {
+            for item in crate::ffi::set_entries(s) {
                 let mut sub = Digest::new();
                 sub.value(&item, depth + 1)?;
                 digests.push(sub.finish());

@@ -120,14 +120,11 @@ impl<'py> Dumper<'py> {
     }
 
     /// The items of a set or frozenset in canonical order.
-    pub(super) fn canonical_items(
+    pub(super) fn canonical_items<T: crate::ffi::SetLayout>(
         &mut self,
-        set: &Bound<'py, PyAny>,
+        set: &Bound<'py, T>,
     ) -> SaveResult<Vec<Bound<'py, PyAny>>> {
-        let items = match crate::ffi::set_items(set) {
-            Some(items) => items,
-            None => set.try_iter()?.collect::<PyResult<Vec<_>>>()?,
-        };
+        let items = crate::ffi::set_items(set);
         if items.len() < 2 {
             return Ok(items);
         }

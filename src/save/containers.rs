@@ -243,14 +243,14 @@ impl<'py> Dumper<'py> {
 
     /// A set's items in the order they are written: iteration order, or canonical order in
     /// deterministic mode (see canonical.rs).
-    fn set_items(&mut self, obj: &Bound<'py, PyAny>) -> SaveResult<Vec<Bound<'py, PyAny>>> {
+    fn set_items<T: crate::ffi::SetLayout>(
+        &mut self,
+        set: &Bound<'py, T>,
+    ) -> SaveResult<Vec<Bound<'py, PyAny>>> {
         if self.mode.deterministic {
-            return self.canonical_items(obj);
+            return self.canonical_items(set);
         }
-        match crate::ffi::set_items(obj) {
-            Some(items) => Ok(items),
-            None => Ok(obj.try_iter()?.collect::<PyResult<Vec<_>>>()?),
-        }
+        Ok(crate::ffi::set_items(set))
     }
 
     pub(super) fn save_set(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
@@ -263,7 +263,7 @@ impl<'py> Dumper<'py> {
             return self.save_set_canonical(set);
         }
         if self.proto < 4 {
-            let items = PyList::new(py, self.set_items(obj)?)?;
+            let items = PyList::new(py, self.set_items(set)?)?;
             let args = PyTuple::new(py, [items])?;
             return self.save_reduce_parts(&py.get_type::<PySet>().into_any(), &args, Some(obj));
         }
@@ -273,9 +273,7 @@ impl<'py> Dumper<'py> {
         if size == 0 {
             return Ok(());
         }
-        let Some(mut iter) = crate::ffi::set_entries(obj) else {
-            unreachable!("save_set is given exact sets");
-        };
+        let mut iter = crate::ffi::set_entries(set);
         let mut index = 0;
         loop {
             // Take the batch before saving it: no user code runs while a set is iterated, so
@@ -309,7 +307,7 @@ impl<'py> Dumper<'py> {
     fn save_set_canonical(&mut self, set: &Bound<'py, PySet>) -> SaveResult {
         let py = self.py;
         let obj = set.as_any();
-        let items = self.set_items(obj)?;
+        let items = self.set_items(set)?;
         if self.proto < 4 {
             let items = PyList::new(py, items)?;
             let args = PyTuple::new(py, [items])?;
@@ -343,7 +341,7 @@ impl<'py> Dumper<'py> {
             return self.save_keying_placeholder();
         }
         if self.proto < 4 {
-            let items = PyList::new(py, self.set_items(obj)?)?;
+            let items = PyList::new(py, self.set_items(set)?)?;
             let args = PyTuple::new(py, [items])?;
             return self.save_reduce_parts(
                 &py.get_type::<PyFrozenSet>().into_any(),
@@ -353,14 +351,11 @@ impl<'py> Dumper<'py> {
         }
         self.write(&[MARK])?;
         if self.mode.deterministic {
-            for (index, item) in self.canonical_items(obj)?.iter().enumerate() {
+            for (index, item) in self.canonical_items(set)?.iter().enumerate() {
                 self.save_at(item, || PathSegment::SetItem(index))?;
             }
         } else {
-            let Some(items) = crate::ffi::set_entries(obj) else {
-                unreachable!("save_frozenset is given exact frozensets");
-            };
-            for (index, item) in items.enumerate() {
+            for (index, item) in crate::ffi::set_entries(set).enumerate() {
                 self.save_at(&item, || PathSegment::SetItem(index))?;
             }
         }

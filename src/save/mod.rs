@@ -195,21 +195,22 @@ impl<'py> Dumper<'py> {
                 .as_ref()
                 .map(|names| names.clone().unbind()),
         );
-        // `max_bytes` with a file: the payload is held until it is complete (the caller's
-        // `flush_to_file` then writes it), so a refused dump writes nothing to the file, or
-        // to the socket behind it. What is held is at most the limit plus one frame, the
-        // bound the limit sets for `dumps` too.
-        let held_write = if self.max_bytes.is_some() {
-            self.file_write.take()
-        } else {
-            None
-        };
         if self.proto >= 2 {
             self.write(&[PROTO, self.proto])?;
             if self.proto >= 4 {
                 self.out.set_framing(true);
             }
         }
+        // `max_bytes` with a file: the payload is held until it is complete (the caller's
+        // `flush_to_file` then writes it), so a refused dump writes nothing to the file, or
+        // to the socket behind it. What is held is at most the limit plus one frame, the
+        // bound the limit sets for `dumps` too. Taken after the last `?` above: the writer
+        // is given back whatever the save's outcome.
+        let held_write = if self.max_bytes.is_some() {
+            self.file_write.take()
+        } else {
+            None
+        };
         let result = self.save(obj).and_then(|()| self.write(&[STOP]));
         self.out.commit_frame();
         self.out.set_framing(false);
